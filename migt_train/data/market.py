@@ -1,0 +1,102 @@
+"""The in-memory market: one contiguous feature tensor plus indices, batched by vectorised gather."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+
+
+class Oracle(Protocol):
+    """True conditional quantiles of a synthetic market."""
+
+    def quantiles(self, rows: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+        """rows: (n,) row indices into the MarketData arrays -> (n, H, Q) log-return quantiles."""
+        ...
+
+
+@dataclass
+class MarketData:
+    """Bars after feature warm-up, row i = bar i. Samples are rows; a sample's window ends at its row.
+
+    features (N, V) float32 · time arrays (N,) int64 in exchange time · window_start (N,) int64 =
+    first row inside row i's lookback · targets (N, H) float32 log returns (NaN past the data end) ·
+    splits: name -> sorted int64 sample rows.
+    """
+
+    features: torch.Tensor
+    feature_names: list[str]
+    timestamps: np.ndarray  # (N,) datetime64[ns], UTC
+    bar_in_day: torch.Tensor
+    day_of_week: torch.Tensor  # 0 = Monday, of the Globex trading day the bar belongs to
+    day_of_month: torch.Tensor  # 1..31
+    day_of_year: torch.Tensor  # 1..366
+    window_start: torch.Tensor
+    targets: torch.Tensor
+    horizons: list[int]
+    horizon_names: list[str]
+    bar_minutes: int
+    max_seq_len: int
+    splits: dict[str, torch.Tensor]
+    source: str
+    oracle: Oracle | None = None
+    _steps: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._steps = torch.arange(self.max_seq_len, dtype=torch.long, device=self.features.device)
+
+    @property
+    def n_features(self) -> int:
+        return self.features.shape[1]
+
+    @property
+    def bars_per_day(self) -> int:
+        """Period of the time-of-day encoding: bar slots in 24 h (not only the traded ones)."""
+        return 24 * 60 // self.bar_minutes
+
+    def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Windows ending at `rows` (B,), left-padded to max_seq_len: one gather, no Python per sample.
+
+        Returns features (B, T, V) (zeros where padded), mask (B, T) True = real bar, bar_in_day (B, T),
+        day_of_week / day_of_month / day_of_year (B,), targets (B, H), rows (B,).
+        """
+        rows = rows.to(self.features.device)
+        pos = rows[:, None] - (self.max_seq_len - 1) + self._steps
+        mask = pos >= self.window_start[rows][:, None]
+        pos = torch.where(mask, pos, rows[:, None])  # padded steps read a valid row, then get zeroed
+        return {
+            "features": self.features[pos].masked_fill_(~mask[..., None], 0.0),
+            "mask": mask,
+            "bar_in_day": self.bar_in_day[pos].masked_fill_(~mask, 0),
+            "day_of_week": self.day_of_week[rows],
+            "day_of_month": self.day_of_month[rows],
+            "day_of_year": self.day_of_year[rows],
+            "targets": self.targets[rows],
+            "rows": rows,
+        }
+
+    def split_targets(self, split: str) -> torch.Tensor:
+        return self.targets[self.splits[split]]
+
+    def feature_stats(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-variable mean and std over the bars that the split's windows can see (no look-ahead)."""
+        rows = self.splits[split]
+        lo = int(self.window_start[rows[0]])
+        x = self.features[lo : int(rows[-1]) + 1].double()
+        return x.mean(0).float(), x.std(0).clamp_min(1e-8).float()
+
+    def target_stats(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-horizon mean and std of the split's targets, for loss standardisation."""
+        y = self.split_targets(split).double()
+        return y.mean(0).float(), y.std(0).clamp_min(1e-12).float()
+
+    def to(self, device: torch.device | str) -> "MarketData":
+        moved = {
+            k: (v.to(device) if isinstance(v, torch.Tensor) else v)
+            for k, v in self.__dict__.items()
+            if k != "_steps"
+        }
+        moved["splits"] = {k: v.to(device) for k, v in self.splits.items()}
+        return MarketData(**moved)

@@ -1,0 +1,58 @@
+"""Atomic file writes: a reader (or a kill -9) never sees a half-written file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+
+def _atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf are not JSON: write them as null so every reader can parse the file."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return _json_safe(obj.item())
+    return obj
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    text = json.dumps(_json_safe(obj), indent=2, allow_nan=False)
+    return _atomic(path, lambda p: p.write_text(text + "\n"))
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    return _atomic(path, lambda p: p.write_text(text))
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> Path:
+    def write(p: Path) -> None:
+        with open(p, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return _atomic(path, write)
