@@ -1,0 +1,304 @@
+"""Config resolvers and validation: a bad value stops the run before any work, naming its key."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from migt_train.errors import MigtError
+
+# One id per process: Hydra resolves run/sweep dirs more than once, and every resolution must agree.
+# The random suffix keeps two runs started in the same second apart.
+RUN_ID = time.strftime("%Y-%m-%d_%H-%M-%S") + "_" + secrets.token_hex(3)
+
+
+def _n_features() -> int:
+    from migt_train.data.features import FEATURE_NAMES
+
+    return len(FEATURE_NAMES)
+
+
+def _sqlite_url(path: str) -> str:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def register_resolvers() -> None:
+    resolvers = {
+        "len": lambda seq: len(seq),
+        "migt.n_features": _n_features,
+        "migt.bars_per_day": lambda bar_minutes: 24 * 60 // int(bar_minutes),
+        "migt.run_id": lambda: RUN_ID,
+        "migt.sqlite_url": _sqlite_url,
+    }
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register_resolvers()
+
+
+@dataclass
+class SplitSchema:
+    by: str = "fraction"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    val_start: Optional[str] = None
+    test_start: Optional[str] = None
+
+
+@dataclass
+class DataSchema:
+    source: str = "synthetic"
+    path: Optional[str] = None
+    bar_minutes: int = 5
+    lookback_hours: float = 24
+    max_seq_len: int = 288
+    horizons: List[int] = field(default_factory=lambda: [3, 6, 12, 24, 48])
+    session_tz: str = "America/New_York"
+    session_start: str = "18:00"
+    sort: bool = False
+    cache_dir: Optional[str] = None
+    split: SplitSchema = field(default_factory=SplitSchema)
+    synthetic: Optional[Any] = None
+
+
+@dataclass
+class ModelSchema:
+    _target_: str = "migt_train.model.MIGTTVDT"
+    n_variables: int = 24
+    n_horizons: int = 5
+    n_quantiles: int = 7
+    max_seq_len: int = 288
+    bars_per_day: int = 288
+    d_model: int = 256
+    n_heads: int = 8
+    d_ff: int = 1024
+    dropout: float = 0.1
+    n_temporal_layers: int = 4
+    n_variable_layers: int = 2
+    head_hidden: int = 128
+    tod_dims: int = 32
+    dow_dims: int = 16
+    dom_dims: int = 16
+    doy_dims: int = 32
+    patch_len: int = 1
+
+
+@dataclass
+class OptimizerSchema:
+    """Union of the keys of the offered optimizers (adamw, adam, sgd)."""
+
+    _target_: str = "torch.optim.AdamW"
+    _partial_: bool = True
+    lr: float = 1e-4
+    weight_decay: Optional[float] = None
+    betas: Optional[List[float]] = None
+    eps: Optional[float] = None
+    amsgrad: Optional[bool] = None
+    momentum: Optional[float] = None
+    dampening: Optional[float] = None
+    nesterov: Optional[bool] = None
+
+
+@dataclass
+class SchedulerSchema:
+    _target_: str = "migt_train.training.schedulers.WarmupCosineScheduler"
+    _partial_: bool = True
+    warmup_steps: Optional[int] = None
+    t_0: Optional[int] = None
+    t_mult: Optional[int] = None
+    eta_min: Optional[float] = None
+
+
+@dataclass
+class QuantilesSchema:
+    levels: List[float] = field(default_factory=list)
+
+
+@dataclass
+class LossSchema:
+    _target_: str = "migt_train.training.losses.CombinedQuantileLoss"
+    quantiles: List[float] = field(default_factory=list)
+    crossing_weight: float = 0.0
+
+
+@dataclass
+class TrainerSchema:
+    max_epochs: int = 100
+    batch_size: int = 128
+    gradient_accumulation_steps: int = 2
+    mixed_precision: bool = True
+    amp_dtype: str = "float16"
+    gradient_clip_norm: Optional[float] = 1.0
+    early_stopping_patience: int = 10
+    early_stopping_min_delta: float = 1e-5
+    save_top_k: int = 3
+    resume: Optional[str] = None
+    max_nonfinite_steps: int = 20
+    log_every_n_steps: int = 50
+    limit_train_batches: Optional[int] = None
+    eval_batch_size: int = 512
+    device: str = "auto"
+    progress: bool = True
+
+
+@dataclass
+class EvaluationSchema:
+    conformal: bool = False
+    batch_size: int = 512
+    ewma_halflife: float = 72.0
+
+
+@dataclass
+class LoggerSchema:
+    _target_: str = "migt_train.loggers.NullLogger"
+    project: Optional[str] = None
+    entity: Optional[str] = None
+    mode: Optional[str] = None
+    tags: Optional[List[str]] = None
+
+
+@dataclass
+class ConfigSchema:
+    seed: int = 42
+    output_root: str = "outputs"
+    tag: Optional[str] = None
+    data: DataSchema = field(default_factory=DataSchema)
+    model: ModelSchema = field(default_factory=ModelSchema)
+    optimizer: OptimizerSchema = field(default_factory=OptimizerSchema)
+    scheduler: SchedulerSchema = field(default_factory=SchedulerSchema)
+    quantiles: QuantilesSchema = field(default_factory=QuantilesSchema)
+    loss: LossSchema = field(default_factory=LossSchema)
+    trainer: TrainerSchema = field(default_factory=TrainerSchema)
+    evaluation: EvaluationSchema = field(default_factory=EvaluationSchema)
+    logger: LoggerSchema = field(default_factory=LoggerSchema)
+
+
+def _synthetic_schema() -> Any:
+    from migt_train.data.synthetic import SyntheticConfig
+
+    return SyntheticConfig
+
+
+def _check_types(cfg: DictConfig) -> None:
+    """Merge a copy into the typed schemas: wrong types and unknown keys fail here, by key."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    for key in ("hydra", "hparams_search"):
+        plain.pop(key, None)
+    synthetic = (plain.get("data") or {}).get("synthetic")
+    for schema, node, prefix in (
+        (ConfigSchema, plain, ""),
+        (_synthetic_schema(), synthetic or {}, "data.synthetic."),
+    ):
+        try:
+            OmegaConf.merge(OmegaConf.structured(schema), node)
+        except OmegaConfBaseException as e:
+            raise MigtError(f"config key '{prefix}{e.full_key}': {_first_line(e)}") from None
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0]
+
+
+def _fail(key: str, rule: str, value: Any) -> None:
+    raise MigtError(f"config key '{key}': {rule} (got {value!r})")
+
+
+def _check_values(cfg: DictConfig) -> None:
+    levels = list(cfg.quantiles.levels)
+    if len(levels) < 2:
+        _fail("quantiles.levels", "needs at least two levels", levels)
+    if any(not 0 < t < 1 for t in levels):
+        _fail("quantiles.levels", "every level must lie strictly between 0 and 1", levels)
+    if any(b <= a for a, b in zip(levels, levels[1:])):
+        _fail("quantiles.levels", "levels must be strictly increasing", levels)
+    if list(cfg.loss.quantiles) != levels:
+        _fail("loss.quantiles", "must equal quantiles.levels", list(cfg.loss.quantiles))
+
+    d = cfg.data
+    if d.source not in ("synthetic", "ohlcv"):
+        _fail("data.source", "must be 'synthetic' or 'ohlcv'", d.source)
+    if d.source == "ohlcv" and not d.path:
+        _fail("data.path", "data=ohlcv needs the path of a parquet or CSV file", d.path)
+    if d.bar_minutes <= 0 or (24 * 60) % d.bar_minutes:
+        _fail("data.bar_minutes", "must be a positive divisor of 1440", d.bar_minutes)
+    if not d.horizons or any(h <= 0 for h in d.horizons) or sorted(set(d.horizons)) != list(d.horizons):
+        _fail("data.horizons", "must be positive, distinct and increasing (in bars)", list(d.horizons))
+    if d.max_seq_len <= 0:
+        _fail("data.max_seq_len", "must be positive", d.max_seq_len)
+    if d.lookback_hours <= 0:
+        _fail("data.lookback_hours", "must be positive", d.lookback_hours)
+    if d.split.by not in ("fraction", "date"):
+        _fail("data.split.by", "must be 'fraction' or 'date'", d.split.by)
+    if d.split.by == "fraction":
+        for k in ("val_fraction", "test_fraction"):
+            if not 0 < d.split[k] < 0.5:
+                _fail(f"data.split.{k}", "must lie in (0, 0.5)", d.split[k])
+    elif not (d.split.val_start and d.split.test_start):
+        _fail("data.split.val_start", "split by date needs val_start and test_start", d.split.val_start)
+
+    m = cfg.model
+    if m.d_model % m.n_heads:
+        _fail("model.n_heads", f"must divide model.d_model={m.d_model}", m.n_heads)
+    if not 0 <= m.dropout < 1:
+        _fail("model.dropout", "must lie in [0, 1)", m.dropout)
+    if m.patch_len < 1:
+        _fail("model.patch_len", "must be >= 1", m.patch_len)
+
+    o = cfg.optimizer
+    if not o.lr > 0:
+        _fail("optimizer.lr", "must be positive", o.lr)
+    if o.get("weight_decay") is not None and o.weight_decay < 0:
+        _fail("optimizer.weight_decay", "must be >= 0", o.weight_decay)
+    if o.get("betas") is not None and (len(o.betas) != 2 or any(not 0 <= b < 1 for b in o.betas)):
+        _fail("optimizer.betas", "must be two numbers in [0, 1)", list(o.betas))
+
+    s = cfg.scheduler
+    for key, low in (("warmup_steps", 0), ("t_0", 1), ("t_mult", 1), ("eta_min", 0)):
+        if s.get(key) is not None and s[key] < low:
+            _fail(f"scheduler.{key}", f"must be >= {low}", s[key])
+    if s.get("eta_min") is not None and s.eta_min > o.lr:
+        _fail("scheduler.eta_min", f"must not exceed optimizer.lr={o.lr}", s.eta_min)
+
+    t = cfg.trainer
+    for key in ("max_epochs", "batch_size", "gradient_accumulation_steps", "eval_batch_size",
+                "max_nonfinite_steps", "log_every_n_steps"):
+        if t[key] < 1:
+            _fail(f"trainer.{key}", "must be >= 1", t[key])
+    for key in ("early_stopping_patience", "save_top_k"):
+        if t[key] < 0:
+            _fail(f"trainer.{key}", "must be >= 0", t[key])
+    if t.limit_train_batches is not None and t.limit_train_batches < 1:
+        _fail("trainer.limit_train_batches", "must be >= 1 or null", t.limit_train_batches)
+    if t.gradient_clip_norm is not None and t.gradient_clip_norm <= 0:
+        _fail("trainer.gradient_clip_norm", "must be positive or null", t.gradient_clip_norm)
+    if t.amp_dtype not in ("float16", "bfloat16"):
+        _fail("trainer.amp_dtype", "must be 'float16' or 'bfloat16'", t.amp_dtype)
+    if t.device not in ("auto", "cpu", "cuda") and not str(t.device).startswith("cuda:"):
+        _fail("trainer.device", "must be auto, cpu, cuda or cuda:N", t.device)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise MigtError naming the first bad key; returns silently for a valid config."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:
+        raise MigtError(f"config key '{e.full_key}': {_first_line(e)}") from None
+    _check_types(cfg)
+    _check_values(cfg)
+
+
+def resolved_container(cfg: DictConfig) -> dict:
+    """The run's config with every interpolation resolved and Hydra's own node dropped."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("hydra", None)
+    return plain
+

@@ -1,0 +1,160 @@
+"""What one Hydra job does: validate, load data, build, train, evaluate, and record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from migt_train.config import resolved_container, validate
+from migt_train.errors import MigtError
+from migt_train.io import write_json, write_text
+
+log = logging.getLogger("migt_train")
+
+
+def run(cfg: DictConfig) -> float:
+    """Run one job; returns the sweep objective (best val loss, inf for a failed run)."""
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    in_sweep = hc.mode == RunMode.MULTIRUN
+    started = time.time()
+    try:
+        objective = train_and_evaluate(cfg, run_dir)
+    except MigtError as e:
+        _status(run_dir, "failed", started, str(e))
+        log.error("error: %s", e)
+        if in_sweep:
+            return math.inf
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt as e:
+        _status(run_dir, "interrupted", started, str(e) or "interrupted")
+        print(f"interrupted: {e}", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:
+        _status(run_dir, "failed", started, f"{type(e).__name__}: {e}")
+        if in_sweep:
+            log.exception("trial failed; the sweep goes on")
+            return math.inf
+        raise
+    _status(run_dir, "completed", started)
+    return objective if math.isfinite(objective) else math.inf
+
+
+def _status(run_dir: Path, status: str, started: float, message: str | None = None) -> None:
+    record = {"status": status, "message": message, "started": started, "seconds": time.time() - started}
+    write_json(run_dir / "status.json", record)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MigtError(f"config key 'trainer.device': {name} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def _check_fresh_dir(run_dir: Path, resume: str | None) -> None:
+    if resume is None and ((run_dir / "history.json").exists() or (run_dir / "checkpoints").exists()):
+        raise MigtError(
+            f"{run_dir} already holds a run; pass trainer.resume=auto to continue it "
+            "or choose another hydra.run.dir"
+        )
+
+
+def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
+    from migt_train.data import load_market
+    from migt_train.evaluation.evaluate import evaluate_run
+    from migt_train.training import Trainer
+
+    validate(cfg)
+    _check_fresh_dir(run_dir, cfg.trainer.resume)
+    resolved = resolved_container(cfg)
+    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+    write_json(run_dir / "status.json", {"status": "running", "started": time.time()})
+    device = resolve_device(cfg.trainer.device)
+    seed_everything(cfg.seed)
+
+    log.info("run directory: %s", run_dir)
+    t0 = time.time()
+    data = load_market(cfg.data)
+    log.info(
+        "data: %s, %d bars x %d features; samples train/val/test = %s (%.1fs)",
+        data.source, *data.features.shape,
+        "/".join(str(len(data.splits[k])) for k in ("train", "val", "test")), time.time() - t0,
+    )
+    levels = [float(t) for t in cfg.quantiles.levels]
+    model = instantiate(cfg.model)
+    n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("model: %s, %s trainable parameters", type(model).__name__, f"{n_parameters:,}")
+
+    logger = instantiate(cfg.logger, run_dir=run_dir, config=resolved)
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_cfg["device"] = str(device)
+    trainer = Trainer(
+        model=model,
+        data=data,
+        loss_fn=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler),
+        run_dir=run_dir,
+        seed=cfg.seed,
+        levels=levels,
+        logger=logger,
+        config=resolved,
+        **trainer_cfg,
+    )
+    exit_code = 1
+    try:
+        result = trainer.fit()
+        best = torch.load(run_dir / "checkpoints" / "best.pt", map_location=device, weights_only=False)
+        model.load_state_dict(best["model"])
+        metrics = evaluate_run(
+            run_dir,
+            model,
+            data,
+            levels,
+            fit_summary={
+                "best_epoch": result.best_epoch,
+                "best_val_loss": result.best_val_loss,
+                "epochs_run": result.epochs_run,
+                "stopped_early": result.stopped_early,
+                "nonfinite_steps": result.nonfinite_steps,
+                "n_parameters": n_parameters,
+                "world_size": 1,
+            },
+            history_path=run_dir / "history.json",
+            batch_size=cfg.evaluation.batch_size,
+            device=device,
+            conformal=cfg.evaluation.conformal,
+            ewma_halflife=cfg.evaluation.ewma_halflife,
+        )
+        test = metrics["test"]
+        log.info(
+            "test: pinball %.6g, crps %.6g, calibration error %.4f, skill vs climatology %.4f, "
+            "oracle gap closed %s",
+            test["pinball_loss"], test["crps"], test["calibration_error"],
+            metrics["skill_vs_climatology"], metrics.get("oracle_gap_closed"),
+        )
+        logger.log_summary({f"test/{k}": v for k, v in test.items() if isinstance(v, float)})
+        exit_code = 0
+    finally:
+        logger.finish(exit_code)
+    return float(result.best_val_loss)

@@ -1,0 +1,97 @@
+"""`python -m migt_train.summarize <dir> [--json]`: one row per run found under a directory, best first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _load_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _overrides(run_dir: Path) -> str:
+    try:
+        items = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return ""
+    return " ".join(str(o) for o in items if not str(o).startswith("hparams_search="))
+
+
+def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
+    metrics = _load_json(run_dir / "metrics.json") or {}
+    history = (_load_json(run_dir / "history.json") or {}).get("epochs", [])
+    status = (_load_json(run_dir / "status.json") or {}).get("status", "unknown")
+    val_losses = [e["val_loss"] for e in history if e.get("val_loss") is not None]
+    best_val = metrics.get("best_val_loss", min(val_losses) if val_losses else None)
+    test = metrics.get("test", {})
+    return {
+        "run": str(run_dir.relative_to(root)) if run_dir != root else ".",
+        "overrides": _overrides(run_dir),
+        "best_val_loss": best_val,
+        "test_pinball": test.get("pinball_loss"),
+        "calibration_error": test.get("calibration_error"),
+        "skill_vs_climatology": metrics.get("skill_vs_climatology"),
+        "epochs": metrics.get("epochs_run", len(history)),
+        "status": status,
+    }
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories: those holding Hydra's .hydra/ and our config.yaml."""
+    return sorted(p.parent for p in root.rglob("config.yaml") if (p.parent / ".hydra").is_dir())
+
+
+def summarize(root: Path) -> list[dict[str, Any]]:
+    rows = [run_row(d, root) for d in find_runs(root)]
+    key = lambda r: (r["best_val_loss"] is None or not math.isfinite(r["best_val_loss"]), r["best_val_loss"] or 0.0)
+    return sorted(rows, key=key)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    cols = ["run", "status", "epochs", "best_val_loss", "test_pinball", "calibration_error",
+            "skill_vs_climatology", "overrides"]
+    cells = [[_fmt(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m migt_train.summarize", description=__doc__)
+    parser.add_argument("directory", nargs="?", default="outputs", type=Path)
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = parser.parse_args(argv)
+    if not args.directory.is_dir():
+        print(f"error: {args.directory} is not a directory", file=sys.stderr)
+        return 2
+    rows = summarize(args.directory)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"no runs under {args.directory}")
+    else:
+        print(format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
