@@ -1,0 +1,5 @@
+"""MIGT-TVDT quantile forecaster."""
+
+from .migt_tvdt import MIGTTVDT
+
+__all__ = ["MIGTTVDT"]

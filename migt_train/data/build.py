@@ -1,0 +1,239 @@
+"""load_market(cfg.data) -> MarketData: source -> validated bars -> cached features -> targets, windows,
+time info, purged splits (and the oracle for the synthetic market)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from migt_train.data import cache
+from migt_train.data.calendar import check_timezone, parse_hhmm, time_info
+from migt_train.data.features import FEATURE_NAMES, FEATURE_VERSION, compute_features, warmup_rows
+from migt_train.data.market import MarketData
+from migt_train.data.ohlcv import check_bar_size, read_ohlcv
+from migt_train.data.splits import make_splits
+from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
+from migt_train.data.targets import horizon_name, log_return_targets, sample_rows, window_starts
+from migt_train.errors import MigtError
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    if cfg is None:
+        return default
+    if isinstance(cfg, Mapping):
+        value = cfg.get(key, default)
+    else:
+        value = getattr(cfg, key, default)
+    return default if value is None else value
+
+
+def _plain(cfg: Any) -> dict:
+    if cfg is None:
+        return {}
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(cfg, DictConfig):
+            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except ImportError:  # pragma: no cover
+        pass
+    if dataclasses.is_dataclass(cfg):
+        return dataclasses.asdict(cfg)
+    return dict(cfg) if isinstance(cfg, Mapping) else dict(vars(cfg))
+
+
+def synthetic_config(cfg: Any) -> SyntheticConfig:
+    """data.synthetic (mapping, dataclass or None) -> SyntheticConfig; unknown keys are an error."""
+    values = _plain(cfg)
+    fields = {f.name: f for f in dataclasses.fields(SyntheticConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise MigtError(f"data.synthetic: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} (known: {', '.join(fields)})")
+    out = SyntheticConfig(**{k: v for k, v in values.items() if v is not None})
+    if out.n_days < 1:
+        raise MigtError(f"data.synthetic.n_days: must be >= 1, got {out.n_days}")
+    if out.student_t_df <= 2:
+        raise MigtError(f"data.synthetic.student_t_df: must be > 2 for a finite variance, got {out.student_t_df}")
+    if not 0 <= out.garch_alpha + out.garch_beta < 1 or out.garch_alpha < 0 or out.garch_beta < 0:
+        raise MigtError("data.synthetic: need garch_alpha, garch_beta >= 0 and garch_alpha + garch_beta < 1")
+    if not 0 <= out.sv_persistence < 1:
+        raise MigtError(f"data.synthetic.sv_persistence: must be in [0, 1), got {out.sv_persistence}")
+    if out.intrabar_steps < 1 or out.oracle_paths < 2:
+        raise MigtError("data.synthetic: intrabar_steps must be >= 1 and oracle_paths >= 2")
+    return out
+
+
+@dataclasses.dataclass
+class _Settings:
+    source: str
+    path: str | None
+    bar_minutes: int
+    lookback_hours: float
+    max_seq_len: int
+    horizons: list[int]
+    tz: str
+    session_start: int
+    sort: bool
+    cache_dir: Path
+
+
+def _settings(cfg: Any) -> _Settings:
+    source = str(_get(cfg, "source", "synthetic"))
+    if source not in ("synthetic", "ohlcv"):
+        raise MigtError(f"data.source: must be synthetic or ohlcv, got {source!r}")
+    ints = {}
+    for key, default in (("bar_minutes", 5), ("max_seq_len", 288)):
+        value = _get(cfg, key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise MigtError(f"data.{key}: must be a positive integer, got {value!r}")
+        ints[key] = int(value)
+    if ints["bar_minutes"] > 1440:
+        raise MigtError(f"data.bar_minutes: at most 1440, got {ints['bar_minutes']}")
+    lookback = _get(cfg, "lookback_hours", 24)
+    if isinstance(lookback, bool) or not isinstance(lookback, (int, float)) or lookback <= 0:
+        raise MigtError(f"data.lookback_hours: must be a positive number, got {lookback!r}")
+    horizons = list(_get(cfg, "horizons", [3, 6, 12, 24, 48]))
+    if not horizons or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in horizons):
+        raise MigtError(f"data.horizons: must be a non-empty list of positive integers (bars), got {horizons}")
+    if len(set(horizons)) != len(horizons):
+        raise MigtError(f"data.horizons: duplicates in {horizons}")
+    return _Settings(
+        source=source,
+        path=_get(cfg, "path"),
+        bar_minutes=ints["bar_minutes"],
+        lookback_hours=float(lookback),
+        max_seq_len=ints["max_seq_len"],
+        horizons=[int(h) for h in horizons],
+        tz=check_timezone(str(_get(cfg, "session_tz", "America/New_York"))),
+        session_start=parse_hhmm(_get(cfg, "session_start", "18:00")),
+        sort=bool(_get(cfg, "sort", False)),
+        cache_dir=cache.cache_dir(_get(cfg, "cache_dir")),
+    )
+
+
+def synthetic_bars(syn: SyntheticConfig, s: _Settings) -> pd.DataFrame:
+    """The generated market with its latent state, from the cache when already generated."""
+    key = config_key(syn, s.bar_minutes, s.tz, s.session_start)
+    path = cache.cache_path(s.cache_dir, "synthetic", key)
+    bars = cache.read(path)
+    if bars is None:
+        bars = generate(syn, s.bar_minutes, s.tz, s.session_start)
+        cache.write(path, bars, key)
+    return bars
+
+
+def _processed(s: _Settings, identity: dict, load_bars) -> pd.DataFrame:
+    """timestamp, the 24 features (float32), _close (float64), _raw_row: bars after warm-up."""
+    key = {"features": FEATURE_VERSION, "names": FEATURE_NAMES, **identity}
+    path = cache.cache_path(s.cache_dir, "features", key)
+    frame = cache.read(path)
+    if frame is not None:
+        return frame
+    bars = load_bars()
+    check_bar_size(bars, s.bar_minutes, identity.get("path", "data"))
+    feats = compute_features(bars)
+    first = warmup_rows(feats, identity.get("path", "data"))
+    frame = pd.DataFrame(feats[first:].astype(np.float32), columns=FEATURE_NAMES)
+    frame.insert(0, "timestamp", bars["timestamp"].to_numpy()[first:])
+    frame["_close"] = bars["close"].to_numpy(np.float64)[first:]
+    frame["_raw_row"] = np.arange(first, len(bars), dtype=np.int64)
+    cache.write(path, frame, key)
+    return frame
+
+
+def load_market(cfg: Any) -> MarketData:
+    """cfg: the data config (DictConfig, mapping or attribute object) -> MarketData."""
+    s = _settings(cfg)
+    syn: SyntheticConfig | None = None
+    raw: pd.DataFrame | None = None
+    if s.source == "synthetic":
+        syn = synthetic_config(_get(cfg, "synthetic"))
+        raw = synthetic_bars(syn, s)
+        identity = {"synthetic": config_key(syn, s.bar_minutes, s.tz, s.session_start)}
+        frame = _processed(s, identity, lambda: raw)
+        name = "synthetic market"
+    else:
+        if not s.path:
+            raise MigtError("data.path: required when data.source=ohlcv")
+        path = Path(str(s.path)).expanduser().resolve()
+        if not path.is_file():
+            raise MigtError(f"{path}: file not found")
+        st = path.stat()
+        identity = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sort": s.sort}
+        frame = _processed(s, identity, lambda: read_ohlcv(path, sort=s.sort))
+        name = str(path)
+
+    lookback_ns = int(round(s.lookback_hours * 3600e9))
+    lookback_bars = min(s.max_seq_len, int(s.lookback_hours * 60 // s.bar_minutes))
+    max_h = max(s.horizons)
+    n, warm = len(frame), int(frame["_raw_row"].iloc[0]) if len(frame) else 0
+    if n < lookback_bars + max_h + 1:
+        raise MigtError(
+            f"{name}: too few bars ({warm + n} rows): need feature warm-up {warm} + lookback {lookback_bars} "
+            f"+ longest horizon {max_h} + 1 = {warm + lookback_bars + max_h + 1}"
+        )
+
+    ts = frame["timestamp"].to_numpy().astype("datetime64[ns]")
+    info = time_info(ts, s.tz, s.session_start, s.bar_minutes)
+    targets = log_return_targets(frame["_close"].to_numpy(), s.horizons)
+    start, full = window_starts(ts, lookback_ns, s.max_seq_len)
+    samples = sample_rows(targets, full)
+    if len(samples) == 0:
+        raise MigtError(f"{name}: no sample has a full lookback and all horizons ({n} rows after warm-up)")
+    split_cfg = _get(cfg, "split")
+    splits = make_splits(
+        samples,
+        ts,
+        start,
+        max_h,
+        by=str(_get(split_cfg, "by", "fraction")),
+        val_fraction=_get(split_cfg, "val_fraction", 0.15),
+        test_fraction=_get(split_cfg, "test_fraction", 0.15),
+        val_start=_get(split_cfg, "val_start"),
+        test_start=_get(split_cfg, "test_start"),
+        tz=s.tz,
+    )
+
+    oracle = None
+    if syn is not None and raw is not None:
+        idx = frame["_raw_row"].to_numpy()
+        state = {c: raw[c].to_numpy(np.float64)[idx] for c in STATE_COLUMNS}
+        oracle = SyntheticOracle(state["_bar_var"], state["_sv"], state["_garch_next"], s.horizons, syn, s.bar_minutes)
+
+    long = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))  # noqa: E731
+    return MarketData(
+        features=torch.from_numpy(np.ascontiguousarray(frame[FEATURE_NAMES].to_numpy(np.float32))),
+        feature_names=list(FEATURE_NAMES),
+        timestamps=ts,
+        bar_in_day=long(info["bar_in_day"]),
+        day_of_week=long(info["day_of_week"]),
+        day_of_month=long(info["day_of_month"]),
+        day_of_year=long(info["day_of_year"]),
+        window_start=long(start),
+        targets=torch.from_numpy(targets.astype(np.float32)),
+        horizons=list(s.horizons),
+        horizon_names=[horizon_name(h, s.bar_minutes) for h in s.horizons],
+        bar_minutes=s.bar_minutes,
+        max_seq_len=s.max_seq_len,
+        splits={k: long(v) for k, v in splits.items()},
+        source=s.source,
+        oracle=oracle,
+    )
+
+
+def batch_throughput(data: MarketData, batch_size: int = 128, n_batches: int = 50, seed: int = 0) -> float:
+    """Samples per second of `data.batch` on random training rows (after one warm-up batch)."""
+    rows = data.splits["train"]
+    gen = torch.Generator().manual_seed(seed)
+    picks = [rows[torch.randint(len(rows), (batch_size,), generator=gen)] for _ in range(n_batches + 1)]
+    data.batch(picks[0])
+    t0 = time.perf_counter()
+    for p in picks[1:]:
+        data.batch(p)
+    return batch_size * n_batches / (time.perf_counter() - t0)

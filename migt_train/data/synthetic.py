@@ -1,0 +1,241 @@
+"""Seeded synthetic NQ-like market and its oracle.
+
+Model, per bar t (bar open times on the Globex calendar, exchange time America/New_York):
+
+    r_t   = drift + sqrt(v_t) * z_t,            z_t ~ Student-t(df) scaled to unit variance
+    v_t   = s_t * exp(x_t - sv_std^2 / 2) * g_t
+    s_t   = deterministic intraday variance of the bar (09:30 cash-open spike, 16:00 bump, quiet night)
+    x_t   = phi * x_{t-1} + sv_std * sqrt(1 - phi^2) * eta_t      slow log-SV factor (days)
+    g_t+1 = (1 - a - b) + (a * z_t^2 + b) * g_t                   fast unit-mean GARCH(1,1) factor (hours)
+
+OHLC come from a Brownian bridge of `intrabar_steps` points from open to close, volume scales with the
+bar's volatility. Dynamics parameters are given per 5-minute bar and rescaled for other bar sizes.
+Because the generator knows (x_t, g_t+1) after every bar, `SyntheticOracle` simulates the true
+conditional distribution of every horizon's return.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from migt_train.data.calendar import GLOBEX_SESSION_MINUTES, globex_bars
+
+GENERATOR_VERSION = 1
+STATE_COLUMNS = ["_bar_var", "_sv", "_garch_next"]
+
+
+@dataclass
+class SyntheticConfig:
+    """Every parameter of the synthetic market (`data.synthetic.*`). The default, 160 trading days of
+    5-minute bars (~44k bars, ~7.5 months), generates, featurises and caches in a couple of seconds."""
+
+    seed: int = 7
+    n_days: int = 160  # Globex trading days (Mon-Fri, no holidays)
+    start: str = "2024-01-02"  # first trading day; its session opens 18:00 ET the evening before
+    price0: float = 15000.0
+    annual_vol: float = 0.22  # long-run volatility of log returns, 252 days of 23 h
+    annual_drift: float = 0.0
+    student_t_df: float = 5.0  # heavy tails of the bar innovations (> 2)
+    garch_alpha: float = 0.04  # per 5-minute bar
+    garch_beta: float = 0.95  # per 5-minute bar; alpha + beta = 0.99 -> half-life ~6 h
+    sv_persistence: float = 0.9993  # per 5-minute bar AR(1) of the log-variance factor -> half-life ~3.5 days
+    sv_std: float = 0.5  # stationary std of the log-variance factor
+    overnight_level: float = 0.4  # intraday volatility (std) multipliers, relative to the midday level 1
+    europe_level: float = 0.6  # 03:00-08:30 ET
+    premarket_level: float = 0.8  # 08:30-09:30 ET, after a macro-data spike at 08:30
+    open_spike: float = 3.0  # at the 09:30 ET cash open, decaying to 1
+    open_decay_minutes: float = 30.0
+    close_bump: float = 1.8  # around the 16:00 ET cash close
+    volume_base: float = 1500.0  # contracts per 5 minutes at average volatility
+    volume_vol_elasticity: float = 1.0  # volume ~ bar volatility ** elasticity
+    volume_noise: float = 0.3  # log-normal noise of volume
+    intrabar_steps: int = 12  # points of the intrabar path that sets high and low
+    oracle_paths: int = 1000  # Monte Carlo paths per oracle query (antithetic pairs)
+
+
+def config_key(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: int) -> dict:
+    return {"generator": GENERATOR_VERSION, **asdict(cfg), "bar_minutes": bar_minutes, "tz": tz, "session_start": session_start}
+
+
+def _per_bar(cfg: SyntheticConfig, bar_minutes: int) -> tuple[float, float, float]:
+    """(garch alpha, garch beta, sv phi) for bars of `bar_minutes`, keeping wall-clock persistence."""
+    k = bar_minutes / 5.0
+    p5 = cfg.garch_alpha + cfg.garch_beta
+    p = p5**k
+    alpha = cfg.garch_alpha * p / p5
+    return alpha, p - alpha, cfg.sv_persistence**k
+
+
+def intraday_std(minute: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:
+    """Volatility multiplier of each local minute of day (ET)."""
+    m = np.asarray(minute, dtype=np.float64)
+    level = np.full(m.shape, cfg.overnight_level)
+    level = np.where((m >= 180) & (m < 510), cfg.europe_level, level)
+    level = np.where((m >= 510) & (m < 570), cfg.premarket_level + 0.8 * np.exp(-(m - 510) / 5.0), level)
+    cash = 1.0 + (cfg.open_spike - 1.0) * np.exp(-(m - 570) / cfg.open_decay_minutes)
+    cash = cash + (cfg.close_bump - 1.0) * np.exp(-0.5 * ((m - 957) / 6.0) ** 2)
+    level = np.where((m >= 570) & (m < 960), cash, level)
+    after = 0.55 + (cfg.close_bump - 0.55) * np.exp(-(m - 960) / 8.0)
+    return np.where((m >= 960) & (m < 1080), after, level)
+
+
+def bar_variance(minute: np.ndarray, bar_minutes: int, cfg: SyntheticConfig) -> np.ndarray:
+    """Deterministic variance of each bar: the profile integrated over its minutes, scaled so the
+    average traded minute carries annual_vol^2 / (252 days * 23 h)."""
+    all_minutes = (18 * 60 + np.arange(GLOBEX_SESSION_MINUTES)) % 1440
+    norm = np.mean(intraday_std(all_minutes, cfg) ** 2)
+    per_minute = cfg.annual_vol**2 / (252 * GLOBEX_SESSION_MINUTES) / norm
+    inside = (minute[:, None] + np.arange(bar_minutes)[None, :]) % 1440
+    return per_minute * (intraday_std(inside, cfg) ** 2).sum(axis=1)
+
+
+def _student_t(rng: np.random.Generator, df: float, size) -> np.ndarray:
+    return rng.standard_t(df, size) * np.sqrt((df - 2.0) / df)
+
+
+def generate(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: int) -> pd.DataFrame:
+    """Bars (timestamp UTC, open, high, low, close, volume) plus the latent state columns the oracle
+    needs (STATE_COLUMNS). Deterministic in (cfg, bar_minutes, tz, session_start)."""
+    ts, minute = globex_bars(cfg.start, cfg.n_days, bar_minutes, tz, session_start)
+    n = len(ts)
+    rng = np.random.default_rng(cfg.seed)
+    z = _student_t(rng, cfg.student_t_df, n)
+    eta = rng.standard_normal(n)
+    alpha, beta, phi = _per_bar(cfg, bar_minutes)
+    s_eta = cfg.sv_std * np.sqrt(1.0 - phi**2)
+
+    # sequential recursions: one cheap scalar pass, not vectorisable without losing exactness
+    x = np.empty(n)
+    g = np.empty(n + 1)
+    xv, gv, c = float(cfg.sv_std * rng.standard_normal()), 1.0, 1.0 - alpha - beta
+    g[0] = gv
+    for t, (zt, et) in enumerate(zip((z * z).tolist(), (s_eta * eta).tolist())):
+        xv = phi * xv + et
+        x[t] = xv
+        gv = c + (alpha * zt + beta) * gv
+        g[t + 1] = gv
+    s = bar_variance(minute, bar_minutes, cfg)
+    var = s * np.exp(x - cfg.sv_std**2 / 2) * g[:-1]
+    sd = np.sqrt(var)
+    drift = cfg.annual_drift / (252 * GLOBEX_SESSION_MINUTES) * bar_minutes
+    r = drift + sd * z
+
+    log_close = np.log(cfg.price0) + np.cumsum(r)
+    log_open = np.concatenate([[np.log(cfg.price0)], log_close[:-1]])
+    k = cfg.intrabar_steps
+    w = np.cumsum(rng.standard_normal((n, k)), axis=1) / np.sqrt(k)
+    frac = np.arange(1, k + 1) / k
+    path = frac[None, :] * r[:, None] + sd[:, None] * (w - frac[None, :] * w[:, -1:])
+    open_, close = np.exp(log_open), np.exp(log_close)
+    # max/min with open and close again: exp of separately rounded sums may differ by an ulp
+    high = np.maximum(np.exp(log_open + np.maximum(path.max(axis=1), 0.0)), np.maximum(open_, close))
+    low = np.minimum(np.exp(log_open + np.minimum(path.min(axis=1), 0.0)), np.minimum(open_, close))
+
+    sd_ref = np.sqrt(np.mean(s))
+    abs_z = np.abs(z) / np.mean(np.abs(z))
+    noise = rng.standard_normal(n) * cfg.volume_noise - cfg.volume_noise**2 / 2
+    volume = cfg.volume_base * bar_minutes / 5 * (sd / sd_ref) ** cfg.volume_vol_elasticity
+    volume = np.maximum(np.round(volume * (0.7 + 0.3 * abs_z) * np.exp(noise)), 1.0)
+    return pd.DataFrame(
+        {
+            "timestamp": ts,
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+            "_bar_var": s,
+            "_sv": x,
+            "_garch_next": g[1:],
+        }
+    )
+
+
+class SyntheticOracle:
+    """True conditional quantiles of each horizon's log return, by Monte Carlo from the latent state.
+
+    Arrays are aligned to MarketData rows. All rows share the same random paths (common random numbers,
+    antithetic), so answers are deterministic and smooth in the state. The log-SV and GARCH recursions are
+    linear in the starting state, so per-path coefficients are precomputed once and each query costs a
+    few array operations per (row, path, step).
+    """
+
+    def __init__(
+        self,
+        bar_var: np.ndarray,
+        sv: np.ndarray,
+        garch_next: np.ndarray,
+        horizons: Sequence[int],
+        cfg: SyntheticConfig,
+        bar_minutes: int,
+    ) -> None:
+        self.horizons = [int(h) for h in horizons]
+        self.max_h = max(self.horizons)
+        self.bar_var = np.concatenate([bar_var, np.full(self.max_h, np.nan)])
+        self.sv = sv
+        self.garch_next = garch_next
+        self.cfg = cfg
+        alpha, beta, phi = _per_bar(cfg, bar_minutes)
+        self.drift = cfg.annual_drift / (252 * GLOBEX_SESSION_MINUTES) * bar_minutes
+        half = max(cfg.oracle_paths // 2, 1)
+        rng = np.random.default_rng([cfg.seed, 0x0_5AC1E])
+        z = _student_t(rng, cfg.student_t_df, (half, self.max_h))
+        self.z = np.concatenate([z, -z]).T.copy()  # (max_h, P); negation leaves z^2 paths identical
+        eta = rng.standard_normal((half, self.max_h))
+        eta = np.concatenate([eta, eta]).T
+        s_eta = cfg.sv_std * np.sqrt(1.0 - phi**2)
+        # x_{t+k} = phi^k x_t + e_k  and  g_{t+k} = A_k + B_k g_{t+1}
+        self.phi_k = phi ** np.arange(1, self.max_h + 1)
+        e = np.zeros_like(eta)
+        a_k, b_k = np.zeros_like(eta), np.ones_like(eta)
+        for k in range(self.max_h):
+            e[k] = (phi * e[k - 1] if k else 0.0) + s_eta * eta[k]
+            if k:
+                m = alpha * self.z[k - 1] ** 2 + beta
+                a_k[k] = (1 - alpha - beta) + m * a_k[k - 1]
+                b_k[k] = m * b_k[k - 1]
+        sv_path = np.exp(e)
+        self.coef_a = (sv_path * a_k).astype(np.float32)
+        self.coef_b = (sv_path * b_k).astype(np.float32)
+        self.z32 = self.z.astype(np.float32)
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+    def quantiles(self, rows: np.ndarray, levels: Sequence[float], chunk: int = 1024) -> np.ndarray:
+        """rows (n,) MarketData rows -> (n, H, Q) log-return quantiles (NaN where past the data end)."""
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        lv = np.asarray(levels, dtype=np.float64)
+        key = hashlib.sha1(rows.tobytes() + lv.tobytes()).digest()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key].copy()
+        out = np.empty((len(rows), len(self.horizons), len(lv)))
+        hset = {h: j for j, h in enumerate(self.horizons)}
+        steps = np.arange(1, self.max_h + 1)
+        for lo in range(0, len(rows), chunk):
+            rr = rows[lo : lo + chunk]
+            # per-row scale of step k: deterministic bar variance x SV factor carried forward
+            scale = self.bar_var[rr[:, None] + steps[None, :]] * np.exp(
+                self.phi_k[None, :] * self.sv[rr][:, None] - self.cfg.sv_std**2 / 2
+            )
+            scale = scale.astype(np.float32)
+            g1 = self.garch_next[rr].astype(np.float32)[:, None]
+            cum = np.zeros((len(rr), self.z.shape[1]), dtype=np.float32)
+            for k in range(self.max_h):
+                var = self.coef_a[k][None, :] + self.coef_b[k][None, :] * g1
+                var *= scale[:, k : k + 1]
+                np.sqrt(var, out=var)
+                var *= self.z32[k][None, :]
+                cum += var
+                if k + 1 in hset:
+                    q = np.quantile(cum, lv, axis=1).T + self.drift * (k + 1)
+                    out[lo : lo + len(rr), hset[k + 1]] = q
+        self._cache[key] = out
+        if len(self._cache) > 8:
+            self._cache.popitem(last=False)
+        return out.copy()

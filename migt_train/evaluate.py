@@ -1,0 +1,183 @@
+"""`python -m migt_train.evaluate <run dir> [key=value ...]`: re-evaluate a run's best checkpoint.
+
+Reads <run dir>/config.yaml and checkpoints/best.pt, applies dotted overrides to the config (e.g.
+`data.path=other.parquet data.source=ohlcv evaluation.conformal=true`), and writes metrics.json,
+predictions.parquet, plots/ and the config used into a fresh <run dir>/evaluations/<timestamp>/,
+leaving the run's own files untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+from migt_train.errors import MigtError
+
+USAGE = "usage: python -m migt_train.evaluate <run dir> [key=value ...]"
+EVAL_DEFAULTS: dict[str, Any] = {"conformal": False, "batch_size": 512, "ewma_halflife": 12.0, "device": "auto"}
+
+
+def _parse_overrides(args: Sequence[str]) -> list[tuple[str, str]]:
+    out = []
+    for a in args:
+        key, sep, value = a.partition("=")
+        if not sep or not key.lstrip("+") or any(c.isspace() for c in key):
+            raise MigtError(f"override {a!r}: expected key=value (e.g. data.path=bars.parquet)")
+        out.append((key, value))
+    return out
+
+
+def _apply_overrides(cfg: Any, overrides: list[tuple[str, str]]) -> Any:
+    """Existing keys only, unless prefixed with '+' (Hydra's rule), so a typo cannot pass silently."""
+    from omegaconf import OmegaConf
+
+    missing = object()
+    dotlist = []
+    for key, value in overrides:
+        if key.startswith("+"):
+            key = key[1:]
+        elif OmegaConf.select(cfg, key, default=missing, throw_on_missing=False) is missing:
+            raise MigtError(f"override {key}: no such key in config.yaml (prefix it with + to add it)")
+        dotlist.append(f"{key}={value}")
+    try:
+        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
+    except Exception as e:  # omegaconf raises several unrelated types for bad values
+        raise MigtError(f"overrides {' '.join(dotlist)}: {e}".replace("\n", " ")) from None
+
+
+def _levels(cfg: Any) -> list[float]:
+    from omegaconf import DictConfig, ListConfig
+
+    q = cfg.get("quantiles")
+    if isinstance(q, DictConfig):
+        q = q.get("levels")
+    if not isinstance(q, ListConfig) or len(q) == 0:
+        raise MigtError("config.yaml: quantiles.levels not found")
+    return [float(t) for t in q]
+
+
+def _fit_summary(run_dir: Path, ckpt: dict) -> dict[str, Any]:
+    """Training facts come from the run's own metrics.json; the checkpoint fills any gaps."""
+    from migt_train.evaluation.evaluate import FIT_SUMMARY_KEYS
+
+    original: dict[str, Any] = {}
+    path = run_dir / "metrics.json"
+    if path.is_file():
+        try:
+            original = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            logging.getLogger(__name__).warning("%s is not valid JSON; fit summary taken from best.pt", path)
+    return {k: original.get(k, ckpt.get(k)) for k in FIT_SUMMARY_KEYS}
+
+
+def _new_eval_dir(run_dir: Path) -> Path:
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    for i in range(1000):
+        out = run_dir / "evaluations" / (stamp if i == 0 else f"{stamp}_{i}")
+        try:
+            out.mkdir(parents=True)
+            return out
+        except FileExistsError:
+            continue
+    raise MigtError(f"{run_dir / 'evaluations'}: cannot create a fresh evaluation directory")
+
+
+def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
+    """Library form of the CLI: returns (evaluation dir, metrics)."""
+    run_dir = Path(run_dir)
+    parsed = _parse_overrides(overrides)
+    if not run_dir.is_dir():
+        raise MigtError(f"{run_dir}: run directory not found")
+    ckpt_path = run_dir / "checkpoints" / "best.pt"
+    if not ckpt_path.is_file():
+        raise MigtError(f"{ckpt_path}: checkpoint not found (the run has not finished a validation epoch?)")
+
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import DictConfig, OmegaConf
+
+    from migt_train.evaluation.evaluate import evaluate_run
+    from migt_train.io import write_text
+
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise MigtError(f"{ckpt_path}: cannot read checkpoint ({type(e).__name__}: {e})".replace("\n", " ")) from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise MigtError(f"{ckpt_path}: not a migt-train checkpoint (no 'model' state)")
+
+    cfg_path = run_dir / "config.yaml"
+    try:
+        cfg = OmegaConf.load(cfg_path) if cfg_path.is_file() else OmegaConf.create(ckpt.get("config"))
+    except Exception as e:
+        raise MigtError(f"{cfg_path}: cannot read config ({e})".replace("\n", " ")) from None
+    if not isinstance(cfg, DictConfig) or "model" not in cfg or "data" not in cfg:
+        raise MigtError(f"{cfg_path}: config without model/data sections (and none in best.pt)")
+    cfg = _apply_overrides(cfg, parsed)
+    try:
+        OmegaConf.resolve(cfg)
+    except Exception as e:
+        raise MigtError(f"{cfg_path}: {e}".replace("\n", " ")) from None
+
+    ev = {**EVAL_DEFAULTS, **OmegaConf.to_container(cfg.get("evaluation") or OmegaConf.create({}))}
+    levels = _levels(cfg)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if ev["device"] == "auto" else str(ev["device"])
+
+    from migt_train.data import load_market
+
+    data = load_market(cfg.data)
+    try:
+        model = instantiate(cfg.model)
+        model.load_state_dict(ckpt["model"])
+    except Exception as e:
+        raise MigtError(f"{ckpt_path}: model does not match config.yaml model section ({e})".replace("\n", " ")) from None
+    input_mean = getattr(model, "input_mean", None)
+    if isinstance(input_mean, torch.Tensor) and input_mean.shape[-1] != data.n_features:
+        raise MigtError(f"data: {data.n_features} features but the checkpoint was trained on {input_mean.shape[-1]}")
+    model.to(device)
+
+    out_dir = _new_eval_dir(run_dir)
+    write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+    write_text(out_dir / "overrides.txt", "".join(f"{a}\n" for a in overrides))
+    metrics = evaluate_run(
+        out_dir,
+        model,
+        data,
+        levels,
+        fit_summary=_fit_summary(run_dir, ckpt),
+        history_path=run_dir / "history.json",
+        batch_size=int(ev["batch_size"]),
+        device=device,
+        conformal=bool(ev["conformal"]),
+        ewma_halflife=float(ev["ewma_halflife"]),
+    )
+    return out_dir, metrics
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        out_dir, m = evaluate_checkpoint(args[0], args[1:])
+    except MigtError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    skill = m.get("skill_vs_climatology")
+    line = f"test pinball {m['test']['pinball_loss']:.6g}, calibration error {m['test']['calibration_error']:.4f}"
+    if skill is not None:
+        line += f", skill vs climatology {skill:+.2%}"
+    if m.get("oracle_gap_closed") is not None:
+        line += f", oracle gap closed {m['oracle_gap_closed']:.2%}"
+    print(f"{out_dir / 'metrics.json'}\n{line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Test-split evaluation of a trained model: metrics.json, predictions.parquet and plots in one dir."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from migt_train.data.market import MarketData
+from migt_train.errors import MigtError
+from migt_train.evaluation.baselines import DEFAULT_EWMA_HALFLIFE, fit_baselines
+from migt_train.evaluation.conformal import ConformalShift
+from migt_train.evaluation.metrics import level_key, quantile_metrics
+from migt_train.evaluation.plots import plot_calibration, plot_loss_curves
+from migt_train.evaluation.predict import predict
+from migt_train.io import _atomic, write_json
+
+log = logging.getLogger(__name__)
+
+FIT_SUMMARY_KEYS = ("best_epoch", "best_val_loss", "epochs_run", "stopped_early", "n_parameters", "world_size")
+
+
+def quantile_column(tau: float) -> str:
+    return f"q_{level_key(tau)}"
+
+
+def predictions_frame(
+    data: MarketData, rows: torch.Tensor, q: torch.Tensor, levels: Sequence[float], extra: Mapping[str, torch.Tensor] | None = None
+) -> pd.DataFrame:
+    """Long table, one row per (sample, horizon), sample-major: the layout of predictions.parquet.
+
+    `extra` maps a column prefix to another (N, H, Q) forecast (e.g. "conformal_" -> recalibrated).
+    """
+    rows_np = rows.cpu().numpy()
+    n, h = len(rows_np), len(data.horizons)
+    ts = pd.DatetimeIndex(pd.to_datetime(data.timestamps, utc=True))[rows_np]
+    frame: dict[str, Any] = {
+        "timestamp": ts.repeat(h),
+        "row": np.repeat(rows_np, h),
+        "horizon": np.tile(np.asarray(data.horizon_names, dtype=object), n),
+        "horizon_bars": np.tile(np.asarray(data.horizons, dtype=np.int64), n),
+        "target": data.targets[rows].cpu().numpy().reshape(-1),
+    }
+    for prefix, qq in {"": q, **(extra or {})}.items():
+        flat = qq.cpu().numpy().reshape(n * h, -1)
+        for j, tau in enumerate(levels):
+            frame[prefix + quantile_column(tau)] = flat[:, j]
+    return pd.DataFrame(frame)
+
+
+def _loss(m: Mapping[str, Any] | None) -> float | None:
+    return None if m is None else m["pinball_loss"]
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    model: nn.Module,
+    data: MarketData,
+    levels: Sequence[float],
+    *,
+    fit_summary: Mapping[str, Any] | None,
+    history_path: str | os.PathLike | None = None,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+    conformal: bool = False,
+    ewma_halflife: float = DEFAULT_EWMA_HALFLIFE,
+) -> dict[str, Any]:
+    """Evaluate `model` (already loaded, already on `device`) on the test split and write into run_dir:
+    metrics.json, predictions.parquet, plots/loss_curves.png (if history_path has epochs),
+    plots/calibration.png (+ plots/calibration_conformal.png). Returns the metrics dict.
+    """
+    run_dir = Path(run_dir)
+    levels = [float(t) for t in levels]
+    test = data.splits["test"].cpu()
+    if len(test) == 0:
+        raise MigtError("data.splits.test: the test split is empty (0 rows); nothing to evaluate")
+    y = data.targets[test].cpu()
+    if not torch.isfinite(y).all():
+        raise MigtError(f"data.targets: test targets are not finite ({int((~torch.isfinite(y)).any(1).sum())} rows)")
+
+    q = predict(model, data, test, batch_size, device)
+    if q.shape[1:] != (len(data.horizons), len(levels)):
+        raise MigtError(
+            f"model: forecasts have shape {tuple(q.shape[1:])} per sample but the config asks for "
+            f"{len(data.horizons)} horizons x {len(levels)} levels"
+        )
+    names = list(data.horizon_names)
+    metrics: dict[str, Any] = {k: None for k in FIT_SUMMARY_KEYS}
+    metrics.update(fit_summary or {})
+    if metrics.get("n_parameters") is None:
+        metrics["n_parameters"] = sum(p.numel() for p in model.parameters())
+    metrics.update(
+        levels=levels,
+        horizons=names,
+        horizon_bars=list(data.horizons),
+        data_source=data.source,
+        n_test_samples=len(test),
+        test=quantile_metrics(q, y, levels, names),
+    )
+
+    baselines = fit_baselines(data, levels, ewma_halflife)
+    metrics["baselines"] = {k: quantile_metrics(b.predict(test), y, levels, names) for k, b in baselines.items()}
+    metrics["baseline_settings"] = {"ewma_halflife_bars": ewma_halflife, "fitted_on": "train"}
+    metrics["oracle"] = None
+    if data.oracle is not None:
+        q_or = torch.as_tensor(np.asarray(data.oracle.quantiles(test.numpy(), levels)), dtype=torch.float64)
+        metrics["oracle"] = quantile_metrics(q_or, y, levels, names)
+
+    loss, l_clim, l_or = _loss(metrics["test"]), _loss(metrics["baselines"]["climatology"]), _loss(metrics["oracle"])
+    metrics["skill_vs_climatology"] = 1.0 - loss / l_clim if l_clim > 0 else None
+    # Undefined when the oracle is no better than climatology: there is no gap to close.
+    metrics["oracle_gap_closed"] = (l_clim - loss) / (l_clim - l_or) if l_or is not None and l_clim > l_or else None
+
+    extra: dict[str, torch.Tensor] = {}
+    if conformal:
+        val = data.splits["val"].cpu()
+        cal = ConformalShift.fit(predict(model, data, val, batch_size, device), data.targets[val].cpu(), levels)
+        extra["conformal_"] = cal.apply(q)
+        metrics["test_conformal"] = quantile_metrics(extra["conformal_"], y, levels, names)
+        metrics["conformal"] = {
+            "fitted_on": "val",
+            "n_calibration": cal.n_calibration,
+            "shifts": {n: {level_key(t): float(s) for t, s in zip(levels, row)} for n, row in zip(names, cal.shifts)},
+        }
+
+    frame = predictions_frame(data, test, q, levels, extra)
+    _atomic(run_dir / "predictions.parquet", lambda p: frame.to_parquet(p, index=False, engine="pyarrow"))
+    plots = run_dir / "plots"
+    plot_calibration(metrics["test"], levels, names, plots / "calibration.png")
+    if conformal:
+        plot_calibration(metrics["test_conformal"], levels, names, plots / "calibration_conformal.png",
+                         title="Test calibration after conformal recalibration (fitted on val)")
+    if history_path is not None and Path(history_path).is_file():
+        if plot_loss_curves(history_path, plots / "loss_curves.png") is None:
+            log.warning("%s holds no epochs; loss curves not plotted", history_path)
+    else:
+        log.warning("no history at %s; loss curves not plotted", history_path)
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,95 @@
+"""Run-directory figures. Figures are built with the object API on an Agg canvas: no pyplot global
+state, no display needed, safe beside other threads and backends."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from migt_train.io import _atomic
+
+_DPI = 120
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    FigureCanvasAgg(fig)
+    return _atomic(path, lambda p: fig.savefig(p, format="png", dpi=_DPI, bbox_inches="tight"))
+
+
+def plot_loss_curves(history: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike) -> Path | None:
+    """Train/val loss per epoch from history.json ({"epochs": [...]}), lr on a second y axis.
+
+    Returns None (and writes nothing) when the history holds no epochs.
+    """
+    if not isinstance(history, Mapping):
+        history = json.loads(Path(history).read_text())
+    epochs = [e for e in history.get("epochs", []) if "epoch" in e]
+    if not epochs:
+        return None
+    x = [e["epoch"] for e in epochs]
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.add_subplot()
+    for key, label, color in (("train_loss", "train loss", "tab:blue"), ("val_loss", "val loss", "tab:orange")):
+        pts = [(xi, e[key]) for xi, e in zip(x, epochs) if e.get(key) is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", ms=3, lw=1.6, color=color, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("pinball loss (standardised targets)")
+    ax.grid(alpha=0.3)
+    lines, labels = ax.get_legend_handles_labels()
+    lr = [(xi, e["lr"]) for xi, e in zip(x, epochs) if e.get("lr") is not None]
+    if lr:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*lr), ls="--", lw=1.2, color="tab:gray", label="learning rate")
+        ax2.set_ylabel("learning rate")
+        ax2.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+        l2, lab2 = ax2.get_legend_handles_labels()
+        lines, labels = lines + l2, labels + lab2
+    ax.legend(lines, labels, loc="best", fontsize=9, framealpha=0.85)
+    best = min((e for e in epochs if e.get("val_loss") is not None), key=lambda e: e["val_loss"], default=None)
+    if best is not None:
+        ax.axvline(best["epoch"], color="tab:orange", alpha=0.25, lw=1)
+        ax.set_title(f"Loss curves (best val {best['val_loss']:.4g} at epoch {best['epoch']})", fontsize=11)
+    return _save(fig, path)
+
+
+def plot_calibration(
+    metrics: Mapping[str, Any], levels: Sequence[float], horizon_names: Sequence[str], path: str | os.PathLike,
+    title: str = "Test calibration",
+) -> Path:
+    """Reliability diagram from a quantile_metrics dict: left, nominal level vs observed coverage
+    per horizon; right, central-interval nominal coverage vs PICP. Perfect calibration = diagonal."""
+    from migt_train.evaluation.metrics import level_key
+
+    fig = Figure(figsize=(11, 4.8))
+    ax_q, ax_i = fig.subplots(1, 2)
+    for ax in (ax_q, ax_i):
+        ax.plot([0, 1], [0, 1], color="black", lw=1, ls=":", label="ideal")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+    taus = [float(t) for t in levels]
+    for name in horizon_names:
+        m = metrics["per_horizon"][name]
+        ax_q.plot(taus, [m["coverage"][level_key(t)] for t in taus], marker="o", ms=4, lw=1.4, label=name)
+        iv = m["intervals"]
+        if iv:
+            ax_i.plot([i["nominal"] for i in iv], [i["picp"] for i in iv], marker="o", ms=4, lw=1.4, label=name)
+    ax_q.plot(taus, [metrics["coverage"][level_key(t)] for t in taus], color="black", lw=2, alpha=0.6, label="all")
+    ax_q.set_xlabel("quantile level τ  (levels: " + ", ".join(level_key(t) for t in taus) + ")", fontsize=9)
+    ax_q.set_ylabel("observed coverage  P(y ≤ q_τ)")
+    ax_q.set_title(f"Quantiles (calibration error {metrics['calibration_error']:.3f})", fontsize=10)
+    ax_q.legend(loc="best", fontsize=8, framealpha=0.85)
+    pairs = ", ".join(f"{i['lower']:g}–{i['upper']:g}" for i in sorted(metrics["intervals"], key=lambda i: i["nominal"]))
+    ax_i.set_xlabel(f"nominal interval coverage  (intervals: {pairs})", fontsize=9)
+    ax_i.set_ylabel("observed coverage (PICP)")
+    ax_i.set_title("Central intervals", fontsize=10)
+    ax_i.legend(loc="best", fontsize=8, framealpha=0.85)
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)

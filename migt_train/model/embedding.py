@@ -1,0 +1,45 @@
+"""Per-variable value embedding (optionally over patches of bars) and the window-scale embedding."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class VariableEmbedding(nn.Module):
+    """(B, T, V) normalised values, T a multiple of patch_len -> (B, V, T / patch_len, D).
+
+    Each variable has its own projection of its patch of patch_len values (weight (V, P, D), bias
+    (V, D)), plus a learned variable-identity embedding. patch_len 1 = one token per bar.
+    """
+
+    def __init__(self, n_variables: int, d_model: int, patch_len: int = 1):
+        super().__init__()
+        self.patch_len = patch_len
+        self.weight = nn.Parameter(torch.randn(n_variables, patch_len, d_model) / math.sqrt(patch_len))
+        self.bias = nn.Parameter(torch.zeros(n_variables, d_model))
+        self.identity = nn.Parameter(torch.randn(n_variables, d_model) * 0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, v = x.shape
+        patches = x.transpose(1, 2).reshape(b, v, t // self.patch_len, self.patch_len)
+        tokens = torch.einsum("bvnp,vpd->bvnd", patches, self.weight)
+        return tokens + (self.bias + self.identity).unsqueeze(1)
+
+
+class ScaleEmbedding(nn.Module):
+    """(B, V, 2) window [mean, log std] per variable -> (B, V, D), per-variable projection.
+
+    RevIN removes each window's level and scale; this gives them back to the per-variable tokens so
+    the forecast spread can follow the input volatility.
+    """
+
+    def __init__(self, n_variables: int, d_model: int, n_stats: int = 2):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_variables, n_stats, d_model) / math.sqrt(n_stats))
+        self.bias = nn.Parameter(torch.zeros(n_variables, d_model))
+
+    def forward(self, stats: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bvs,vsd->bvd", stats, self.weight) + self.bias

@@ -1,0 +1,87 @@
+"""MIGT-TVDT: RevIN -> variable embedding + calendar encoding -> temporal attention -> pooling ->
+variable attention with gated instance norm -> flatten pooling -> non-crossing multi-horizon quantiles."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .embedding import ScaleEmbedding, VariableEmbedding
+from .heads import QuantileHeads
+from .revin import RevIN
+from .temporal import AttentionPooling, TemporalEncoder
+from .time_encoding import CalendarEncoding
+from .variable_attention import VariableEncoder
+
+
+class MIGTTVDT(nn.Module):
+    """features (B, T, V), mask (B, T) True = real bar, time dict -> {"quantiles", "quantiles_std"} (B, H, Q).
+
+    time: bar_in_day (B, T), day_of_week (B,) 0 = Mon, day_of_month (B,) 1-31, day_of_year (B,) 1-366.
+    Inputs are standardised with the input_mean/input_std buffers; quantiles_std is in standardised
+    target units and quantiles = quantiles_std * target_std + target_mean (log-return units).
+    """
+
+    def __init__(self, n_variables: int = 24, n_horizons: int = 5, n_quantiles: int = 7,
+                 max_seq_len: int = 288, bars_per_day: int = 288, d_model: int = 256, n_heads: int = 8,
+                 d_ff: int = 1024, dropout: float = 0.1, n_temporal_layers: int = 4,
+                 n_variable_layers: int = 2, head_hidden: int = 128, tod_dims: int = 32,
+                 dow_dims: int = 16, dom_dims: int = 16, doy_dims: int = 32, patch_len: int = 1):
+        super().__init__()
+        self.max_seq_len = max_seq_len
+        self.patch_len = patch_len
+        self.register_buffer("input_mean", torch.zeros(n_variables))
+        self.register_buffer("input_std", torch.ones(n_variables))
+        self.register_buffer("target_mean", torch.zeros(n_horizons))
+        self.register_buffer("target_std", torch.ones(n_horizons))
+        self.revin = RevIN(n_variables)
+        self.embed = VariableEmbedding(n_variables, d_model, patch_len)
+        self.calendar = CalendarEncoding(d_model, bars_per_day, tod_dims, dow_dims, dom_dims, doy_dims)
+        self.embed_dropout = nn.Dropout(dropout)
+        self.temporal = TemporalEncoder(d_model, n_heads, d_ff, dropout, n_temporal_layers)
+        self.pool_time = AttentionPooling(d_model)
+        self.scale = ScaleEmbedding(n_variables, d_model)
+        self.variable = VariableEncoder(d_model, n_heads, d_ff, dropout, n_variable_layers)
+        self.pool = nn.Sequential(nn.Linear(n_variables * d_model, d_model), nn.GELU(), nn.Dropout(dropout))
+        self.heads = QuantileHeads(d_model, n_horizons, n_quantiles, head_hidden)
+
+    @torch.no_grad()
+    def set_scaling(self, input_mean: torch.Tensor, input_std: torch.Tensor,
+                    target_mean: torch.Tensor, target_std: torch.Tensor) -> None:
+        """Copy the training split's per-variable input and per-horizon target statistics into the buffers."""
+        for name, value in (("input_mean", input_mean), ("input_std", input_std),
+                            ("target_mean", target_mean), ("target_std", target_std)):
+            getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
+
+    def _trim_and_pad(self, features: torch.Tensor, mask: torch.Tensor, bar: torch.Tensor):
+        """Drop leading steps that are padding in every sample, then left-pad T to a multiple of patch_len."""
+        valid_steps = mask.any(0)
+        start = int(valid_steps.int().argmax()) if not bool(valid_steps[0]) else 0
+        features, mask, bar = features[:, start:], mask[:, start:], bar[:, start:]
+        pad = -features.shape[1] % self.patch_len
+        if pad:
+            features = F.pad(features, (0, 0, pad, 0))
+            mask = F.pad(mask, (pad, 0))
+            bar = F.pad(bar, (pad, 0))
+        return features, mask, bar
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor,
+                time: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        features, mask, bar = self._trim_and_pad(features, mask, time["bar_in_day"])
+        x = (features - self.input_mean) / self.input_std
+        x, stats = self.revin(x, mask)  # (B, T, V), (B, V, 2)
+
+        b, t, _ = x.shape
+        token_mask = mask.view(b, t // self.patch_len, self.patch_len).any(-1)  # (B, N)
+        calendar = self.calendar({**time, "bar_in_day": bar}, mask, self.patch_len)  # (B, N, D)
+        tokens = self.embed_dropout(self.embed(x) + calendar.unsqueeze(1))  # (B, V, N, D)
+
+        attn_mask = None if bool(token_mask.all()) else token_mask
+        h = self.temporal(tokens, attn_mask)
+        h = self.pool_time(h, attn_mask) + self.scale(stats)  # (B, V, D)
+        h = self.variable(h)
+        h = self.pool(h.flatten(1))  # (B, D)
+
+        q_std = self.heads(h)
+        return {"quantiles": q_std * self.target_std[:, None] + self.target_mean[:, None], "quantiles_std": q_std}

@@ -1,0 +1,172 @@
+"""evaluate_run and `python -m migt_train.evaluate` end to end on a toy market and model."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import migt_train.data
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from evaluation_helpers import LEVELS, make_history, make_market, make_model
+
+from migt_train.evaluate import main
+from migt_train.evaluation.evaluate import evaluate_run
+from migt_train.evaluation.predict import predict
+
+FIT = {"best_epoch": 3, "best_val_loss": 0.41, "epochs_run": 6, "stopped_early": True, "n_parameters": 245, "world_size": 1}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _evaluate(tmp: Path, conformal: bool = False, oracle: bool = True) -> tuple[Path, dict]:
+    data = make_market()
+    if not oracle:
+        data.oracle, data.source = None, "ohlcv"
+    (tmp / "history.json").write_text(json.dumps(make_history()))
+    out = tmp / ("conf" if conformal else "raw")
+    m = evaluate_run(out, make_model(data), data, LEVELS, fit_summary=FIT, history_path=tmp / "history.json",
+                     batch_size=64, conformal=conformal, ewma_halflife=24)
+    return out, m
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[Path, dict]:
+    return _evaluate(tmp_path_factory.mktemp("eval"))
+
+
+def test_writes_every_file(run):
+    out, m = run
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(m))
+    for png in ("loss_curves.png", "calibration.png"):
+        blob = (out / "plots" / png).read_bytes()
+        assert blob.startswith(PNG) and len(blob) > 5000
+    assert (out / "predictions.parquet").stat().st_size > 0
+
+
+def test_metrics_layout(run):
+    _, m = run
+    assert {k: m[k] for k in FIT} == FIT
+    assert m["levels"] == LEVELS and m["horizons"] == ["5m", "15m", "30m"]
+    assert m["n_test_samples"] == len(make_market().splits["test"])
+    for block in (m["test"], m["baselines"]["climatology"], m["baselines"]["ewma"], m["oracle"]):
+        assert {"pinball_loss", "crps", "calibration_error", "coverage", "intervals", "per_quantile_loss", "per_horizon"} <= set(block)
+        assert set(block["per_horizon"]) == {"5m", "15m", "30m"}
+    assert [i["nominal"] for i in m["test"]["intervals"]] == [0.89, 0.79, 0.5]
+    L, Lc, Lo = m["test"]["pinball_loss"], m["baselines"]["climatology"]["pinball_loss"], m["oracle"]["pinball_loss"]
+    assert m["skill_vs_climatology"] == pytest.approx(1 - L / Lc)
+    assert m["oracle_gap_closed"] == pytest.approx((Lc - L) / (Lc - Lo))
+    assert Lo < m["baselines"]["ewma"]["pinball_loss"] < Lc  # the toy market's volatility regimes are real signal
+    assert "test_conformal" not in m
+
+
+def test_predictions_parquet_matches_metrics(run):
+    out, m = run
+    df = pd.read_parquet(out / "predictions.parquet")
+    data = make_market()
+    assert len(df) == m["n_test_samples"] * 3
+    assert list(df.columns[:5]) == ["timestamp", "row", "horizon", "horizon_bars", "target"]
+    assert [c for c in df.columns if c.startswith("q_")] == [f"q_{t:g}" for t in LEVELS]
+    assert str(df["timestamp"].dt.tz) == "UTC"
+    first = df.iloc[0]
+    assert first["row"] == int(data.splits["test"][0]) and first["horizon"] == "5m" and first["horizon_bars"] == 1
+    assert first["timestamp"] == pd.Timestamp(data.timestamps[first["row"]], tz="UTC")
+    assert first["target"] == pytest.approx(float(data.targets[first["row"], 0]))
+
+    def loss(frame: pd.DataFrame) -> float:
+        y = frame["target"].to_numpy(np.float64)
+        per = [np.mean(np.maximum(t * (y - frame[f"q_{t:g}"]), (t - 1) * (y - frame[f"q_{t:g}"]))) for t in LEVELS]
+        return float(np.mean(per))
+
+    assert loss(df) == pytest.approx(m["test"]["pinball_loss"], rel=1e-9)
+    for name, frame in df.groupby("horizon"):
+        assert loss(frame) == pytest.approx(m["test"]["per_horizon"][name]["pinball_loss"], rel=1e-9)
+
+
+def test_conformal_reported_beside_raw(tmp_path, run):
+    out, m = _evaluate(tmp_path, conformal=True)
+    assert m["test"] == run[1]["test"]  # the raw forecast is never replaced
+    assert m["test_conformal"]["calibration_error"] < m["test"]["calibration_error"]
+    assert set(m["conformal"]["shifts"]) == {"5m", "15m", "30m"} and m["conformal"]["fitted_on"] == "val"
+    df = pd.read_parquet(out / "predictions.parquet")
+    assert "conformal_q_0.5" in df.columns and (out / "plots" / "calibration_conformal.png").read_bytes().startswith(PNG)
+
+
+def test_real_data_has_no_oracle(tmp_path):
+    _, m = _evaluate(tmp_path, oracle=False)
+    assert m["oracle"] is None and m["oracle_gap_closed"] is None and m["skill_vs_climatology"] is not None
+
+
+def test_predict_batched_eval_mode():
+    data = make_market()
+    model = make_model(data).train()  # dropout 0.5: train mode would make forecasts random
+    rows = data.splits["test"]
+    a = predict(model, data, rows, batch_size=7)
+    b = predict(model, data, rows, batch_size=512)
+    assert a.shape == (len(rows), 3, 7) and torch.allclose(a, b, atol=1e-7) and model.training
+
+
+# ---- CLI
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch) -> tuple[Path, list]:
+    """A finished run directory; load_market is stubbed (records the data config it is given)."""
+    data = make_market()
+    model = make_model(data)
+    cfg = {
+        "model": {"_target_": "evaluation_helpers.ToyQuantileModel", "n_features": 3, "n_horizons": 3, "n_quantiles": 7},
+        "data": {"source": "synthetic", "path": None},
+        "quantiles": {"levels": LEVELS},
+        "evaluation": {"conformal": False, "batch_size": 64, "ewma_halflife": 24, "device": "cpu"},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"model": model.state_dict(), "config": cfg, "epoch": 5}, tmp_path / "checkpoints" / "best.pt")
+    (tmp_path / "metrics.json").write_text(json.dumps({**FIT, "test": {"pinball_loss": 1.0}}))
+    (tmp_path / "history.json").write_text(json.dumps(make_history()))
+    seen = []
+    monkeypatch.setattr(migt_train.data, "load_market", lambda c: seen.append(c) or make_market(), raising=False)
+    return tmp_path, seen
+
+
+def test_cli_writes_fresh_evaluation(cli, capsys):
+    run_dir, seen = cli
+    original = (run_dir / "metrics.json").read_text()
+    assert main([str(run_dir), "data.path=other.parquet", "data.source=ohlcv", "evaluation.conformal=true"]) == 0
+    (out,) = (run_dir / "evaluations").iterdir()
+    m = json.loads((out / "metrics.json").read_text())
+    assert {k: m[k] for k in FIT} == FIT and "test_conformal" in m
+    assert (out / "predictions.parquet").is_file() and (out / "plots" / "loss_curves.png").is_file()
+    assert "path: other.parquet" in (out / "config.yaml").read_text()
+    assert seen[0].path == "other.parquet" and seen[0].source == "ohlcv"
+    assert (run_dir / "metrics.json").read_text() == original
+    assert str(out / "metrics.json") in capsys.readouterr().out
+    assert main([str(run_dir)]) == 0 and len(list((run_dir / "evaluations").iterdir())) == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{run}/nope"], "run directory not found"),
+        (["{run}", "data.path"], "expected key=value"),
+        (["{run}", "data.pth=x"], "no such key"),
+        (["{run}", "model.n_features=5"], "model does not match"),
+    ],
+)
+def test_cli_errors_are_one_line(cli, capsys, args, message):
+    run_dir = cli[0]
+    assert main([a.format(run=run_dir) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def test_cli_missing_checkpoint_subprocess(cli):
+    run_dir = cli[0]
+    (run_dir / "checkpoints" / "best.pt").unlink()
+    p = subprocess.run([sys.executable, "-m", "migt_train.evaluate", str(run_dir)], capture_output=True, text=True,
+                       cwd=Path(__file__).parents[1], timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().count("\n") == 0 and "best.pt: checkpoint not found" in p.stderr
