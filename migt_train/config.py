@@ -98,6 +98,7 @@ class OptimizerSchema:
 
     _target_: str = "torch.optim.AdamW"
     _partial_: bool = True
+    _convert_: Optional[str] = None
     lr: float = 1e-4
     weight_decay: Optional[float] = None
     betas: Optional[List[float]] = None
@@ -154,7 +155,8 @@ class TrainerSchema:
 class EvaluationSchema:
     conformal: bool = False
     batch_size: int = 512
-    ewma_halflife: float = 72.0
+    ewma_halflife: float = 12.0
+    device: str = "auto"
 
 
 @dataclass

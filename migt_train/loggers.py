@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 class NullLogger:
     """logger=none: nothing beyond the run directory's files."""
 
-    def __init__(self, run_dir: Path | None = None, config: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, run_dir: Path | None = None, run_config: Mapping[str, Any] | None = None) -> None:
         pass
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
@@ -29,7 +29,7 @@ class WandbLogger(NullLogger):
     def __init__(
         self,
         run_dir: Path,
-        config: Mapping[str, Any],
+        run_config: Mapping[str, Any],
         project: str = "migt-train",
         entity: str | None = None,
         mode: str = "offline",
@@ -48,7 +48,7 @@ class WandbLogger(NullLogger):
             dir=str(run_dir),
             name=Path(run_dir).name,
             group=Path(run_dir).parent.name,
-            config=dict(config),
+            config=dict(run_config),
             tags=list(tags),
             reinit="finish_previous",
         )

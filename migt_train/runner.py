@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
 from migt_train.io import write_json, write_text
+from migt_train.training.trainer import TrainingInterrupted
 
 log = logging.getLogger("migt_train")
 
@@ -31,6 +32,11 @@ def run(cfg: DictConfig) -> float:
     started = time.time()
     try:
         objective = train_and_evaluate(cfg, run_dir)
+    except TrainingInterrupted as e:
+        # a stop requested by the user ends a sweep too, with the run left resumable
+        _status(run_dir, "interrupted", started, str(e))
+        print(f"interrupted: {e}", file=sys.stderr)
+        sys.exit(128 + e.signum)
     except MigtError as e:
         _status(run_dir, "failed", started, str(e))
         log.error("error: %s", e)
@@ -38,9 +44,9 @@ def run(cfg: DictConfig) -> float:
             return math.inf
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt as e:
-        _status(run_dir, "interrupted", started, str(e) or "interrupted")
-        print(f"interrupted: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        _status(run_dir, "interrupted", started, "interrupted")
+        print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as e:
         _status(run_dir, "failed", started, f"{type(e).__name__}: {e}")
@@ -105,7 +111,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
     n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("model: %s, %s trainable parameters", type(model).__name__, f"{n_parameters:,}")
 
-    logger = instantiate(cfg.logger, run_dir=run_dir, config=resolved)
+    logger = instantiate(cfg.logger, run_dir=run_dir, run_config=resolved)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg["device"] = str(device)
     trainer = Trainer(

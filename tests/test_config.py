@@ -41,9 +41,9 @@ def test_every_option_composes_and_instantiates(group: str, option: str, tmp_pat
     assert optimizer.param_groups[0]["lr"] > 0
     instantiate(cfg.scheduler)(optimizer)
     loss = instantiate(cfg.loss)
-    assert torch.allclose(loss.pinball.quantiles.double(), torch.tensor(list(cfg.quantiles.levels)).double())
+    assert loss.quantiles == list(cfg.quantiles.levels)
     if group == "logger":
-        logger = instantiate(cfg.logger, run_dir=tmp_path, config={"a": 1})
+        logger = instantiate(cfg.logger, run_dir=tmp_path, run_config={"a": 1})
         logger.log_metrics({"x": 1.0}, step=1)
         logger.finish()
 

@@ -51,9 +51,9 @@ def time_info(ts_utc: np.ndarray, tz: str, session_start: int, bar_minutes: int)
     day = (since_start + shift).normalize()
     return {
         "bar_in_day": (minute // bar_minutes).astype(np.int64),
-        "day_of_week": day.dayofweek.to_numpy().astype(np.int64),
+        "day_of_week": day.day_of_week.to_numpy().astype(np.int64),
         "day_of_month": day.day.to_numpy().astype(np.int64),
-        "day_of_year": day.dayofyear.to_numpy().astype(np.int64),
+        "day_of_year": day.day_of_year.to_numpy().astype(np.int64),
     }
 
 

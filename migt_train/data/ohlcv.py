@@ -100,7 +100,7 @@ def read_ohlcv(path: str | Path, sort: bool = False) -> pd.DataFrame:
         if dup.any():
             problems.append(f"duplicate timestamps ({_rows(dup, ts)})")
         back = np.zeros(len(ts), dtype=bool)
-        back[1:] = np.diff(ts.to_numpy().astype(np.int64)) < 0
+        back[1:] = np.diff(ts.dt.tz_localize(None).to_numpy().astype(np.int64)) < 0
         if back.any() and not sort:
             problems.append(f"timestamps not increasing ({_rows(back, ts)}); set data.sort=true to sort them")
     if problems:

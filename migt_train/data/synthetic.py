@@ -45,11 +45,11 @@ class SyntheticConfig:
     garch_alpha: float = 0.04  # per 5-minute bar
     garch_beta: float = 0.95  # per 5-minute bar; alpha + beta = 0.99 -> half-life ~6 h
     sv_persistence: float = 0.9993  # per 5-minute bar AR(1) of the log-variance factor -> half-life ~3.5 days
-    sv_std: float = 0.5  # stationary std of the log-variance factor
-    overnight_level: float = 0.4  # intraday volatility (std) multipliers, relative to the midday level 1
-    europe_level: float = 0.6  # 03:00-08:30 ET
+    sv_std: float = 0.8  # stationary std of the log-variance factor
+    overnight_level: float = 0.3  # intraday volatility (std) multipliers, relative to the midday level 1
+    europe_level: float = 0.5  # 03:00-08:30 ET
     premarket_level: float = 0.8  # 08:30-09:30 ET, after a macro-data spike at 08:30
-    open_spike: float = 3.0  # at the 09:30 ET cash open, decaying to 1
+    open_spike: float = 3.5  # at the 09:30 ET cash open, decaying to 1
     open_decay_minutes: float = 30.0
     close_bump: float = 1.8  # around the 16:00 ET cash close
     volume_base: float = 1500.0  # contracts per 5 minutes at average volatility

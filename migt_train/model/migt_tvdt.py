@@ -38,7 +38,6 @@ class MIGTTVDT(nn.Module):
         self.revin = RevIN(n_variables)
         self.embed = VariableEmbedding(n_variables, d_model, patch_len)
         self.calendar = CalendarEncoding(d_model, bars_per_day, tod_dims, dow_dims, dom_dims, doy_dims)
-        self.embed_dropout = nn.Dropout(dropout)
         self.temporal = TemporalEncoder(d_model, n_heads, d_ff, dropout, n_temporal_layers)
         self.pool_time = AttentionPooling(d_model)
         self.scale = ScaleEmbedding(n_variables, d_model)
@@ -75,7 +74,7 @@ class MIGTTVDT(nn.Module):
         b, t, _ = x.shape
         token_mask = mask.view(b, t // self.patch_len, self.patch_len).any(-1)  # (B, N)
         calendar = self.calendar({**time, "bar_in_day": bar}, mask, self.patch_len)  # (B, N, D)
-        tokens = self.embed_dropout(self.embed(x) + calendar.unsqueeze(1))  # (B, V, N, D)
+        tokens = self.embed(x) + calendar.unsqueeze(1)  # (B, V, N, D)
 
         attn_mask = None if bool(token_mask.all()) else token_mask
         h = self.temporal(tokens, attn_mask)

@@ -33,6 +33,7 @@ class PinballLoss(nn.Module):
         super().__init__()
         # a buffer so that .to(device) moves the levels with the module
         self.register_buffer("levels", _levels(quantiles), persistent=False)
+        self.quantiles = [float(q) for q in quantiles]  # exact config values, for labels and checks
 
     def elementwise(self, q: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """q (B, H, Q), y (B, H) -> (B, H, Q), computed in float32 even under autocast."""
@@ -66,7 +67,7 @@ class CombinedQuantileLoss(nn.Module):
 
     @property
     def quantiles(self) -> list[float]:
-        return [float(v) for v in self.pinball.levels.tolist()]
+        return self.pinball.quantiles
 
     def forward(self, q: torch.Tensor, y: torch.Tensor) -> QuantileLossOutput:
         el = self.pinball.elementwise(q, y)

@@ -142,12 +142,13 @@ def _json_plain(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def _total_norm(params: list[torch.Tensor], max_norm: float | None) -> torch.Tensor:
-    if max_norm:
-        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+def _total_norm(params: list[torch.Tensor], max_norm: float | None, device: torch.device) -> torch.Tensor:
+    """Global grad norm (clipping to max_norm when set); stays on device, no sync."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
-        return torch.zeros(())
+        return torch.zeros((), device=device)
+    if max_norm:
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
 
 
@@ -408,7 +409,7 @@ class Trainer:
 
                 if self.scaler.is_enabled():
                     self.scaler.unscale_(self.optimizer)
-                norm = _total_norm(self.params, clip)
+                norm = _total_norm(self.params, clip, dev)
                 # the one host sync per optimizer step (see module notes)
                 loss_ok, grad_ok = torch.stack([group_ok, torch.isfinite(norm)]).tolist()
                 stepped = False
@@ -561,6 +562,9 @@ class Trainer:
                 self.history.append(record)
                 self._on_main(self._write_checkpoints, val_loss, improved)
                 self._on_main(self._write_history)
+                self._on_main(log.info, "epoch %d/%d: train loss %.6f, val loss %.6f%s, lr %.3g, %.1f s, %.0f samples/s",
+                              epoch, self.cfg["max_epochs"], train["train_loss"], val_loss, " (best)" if improved else "",
+                              lr, record["seconds"], record["samples_per_second"])
                 self._log(
                     {"val/loss": val_loss, "val/pinball_loss": val_metrics["pinball_loss"],
                      "val/crps": val_metrics["crps"], "val/calibration_error": val_metrics["calibration_error"],

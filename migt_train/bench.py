@@ -1,0 +1,151 @@
+"""Speed and memory figures: `python -m migt_train.bench [--quick] [--sections model]`.
+
+One function per section; each returns rows of figures and prints them. Sections:
+  model  forward FLOPs (FlopCounterMode, math SDPA backend), forward+backward time, achieved
+         GFLOP/s (a train step ~ 3x the forward FLOPs) and peak RSS, for the full-size and the
+         CPU-sized model (conf/model/*.yaml) at patch_len 1 and 12, against the F.linear rate on
+         (13824 x 256) . (256 x 1024) measured in the same process.
+Timings are the minimum over repeats (the machine may be shared); every model case runs in a fresh
+spawned process so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "model"
+# Values of the keys that the model yamls take from other config groups (the user's data).
+MODEL_LITERALS = {"n_variables": 24, "n_horizons": 5, "n_quantiles": 7, "max_seq_len": 288, "bars_per_day": 288}
+MODEL_CASES = [  # (label, yaml, batch size, patch_len)
+    ("full", "migt_tvdt", 2, 1),
+    ("full", "migt_tvdt", 2, 12),
+    ("cpu", "migt_tvdt_cpu", 16, 1),
+    ("cpu", "migt_tvdt_cpu", 16, 12),
+]
+
+
+def min_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Minimum wall time of fn() over `repeats` calls, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def peak_rss_mib() -> float:
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return kib / 1024 / (1024 if sys.platform == "darwin" else 1)
+
+
+def linear_rate(repeats: int = 5) -> float:
+    """Achieved GFLOP/s of F.linear on (13824 x 256) . (256 x 1024): the reference dense rate."""
+    a, w = torch.randn(13824, 256), torch.randn(1024, 256)
+    return 2 * 13824 * 256 * 1024 / min_time(lambda: F.linear(a, w), repeats) / 1e9
+
+
+def model_config(name: str, **overrides):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(CONF_DIR / f"{name}.yaml")
+    return OmegaConf.merge(cfg, OmegaConf.create({**MODEL_LITERALS, **overrides}))
+
+
+def synthetic_batch(batch_size: int, seq_len: int = 288, n_variables: int = 24, bars_per_day: int = 288):
+    """Random full windows in the MarketData.batch format (every bar valid)."""
+    g = torch.Generator().manual_seed(0)
+    return {
+        "features": torch.randn(batch_size, seq_len, n_variables, generator=g),
+        "mask": torch.ones(batch_size, seq_len, dtype=torch.bool),
+        "time": {
+            "bar_in_day": (torch.arange(seq_len) + torch.randint(0, bars_per_day, (batch_size, 1), generator=g)) % bars_per_day,
+            "day_of_week": torch.randint(0, 7, (batch_size,), generator=g),
+            "day_of_month": torch.randint(1, 32, (batch_size,), generator=g),
+            "day_of_year": torch.randint(1, 367, (batch_size,), generator=g),
+        },
+    }
+
+
+def _model_case(label: str, yaml_name: str, batch_size: int, patch_len: int, repeats: int, threads: int) -> dict:
+    """Runs in a fresh process: figures for one model configuration."""
+    import hydra.utils
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = hydra.utils.instantiate(model_config(yaml_name, patch_len=patch_len))
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    b = synthetic_batch(batch_size)
+
+    model.eval()
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(b["features"], b["mask"], b["time"])
+    fwd_flops = counter.get_total_flops() / batch_size
+
+    model.train()
+
+    def train_step():
+        out = model(b["features"], b["mask"], b["time"])
+        out["quantiles_std"].square().mean().backward()
+        model.zero_grad(set_to_none=True)
+
+    step_s = min_time(train_step, repeats)
+    return {
+        "model": f"{label} P={patch_len}",
+        "params": params,
+        "batch": batch_size,
+        "fwd_gflop_per_sample": fwd_flops / 1e9,
+        "fwd_bwd_ms_per_sample": step_s / batch_size * 1e3,
+        "train_gflops": 3 * fwd_flops * batch_size / step_s / 1e9,
+        "linear_gflops": linear_rate(),
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def model_section(quick: bool = False, threads: int | None = None) -> list[dict]:
+    threads = threads or torch.get_num_threads()
+    repeats = 1 if quick else 3
+    ctx = mp.get_context("spawn")
+    rows = []
+    print(f"== model (torch {torch.__version__}, {threads} threads; train step ~ 3x forward FLOPs)")
+    print(f"{'model':<11}{'params':>11}{'B':>4}{'fwd GFLOP/smp':>15}{'fwd+bwd ms/smp':>16}"
+          f"{'train GFLOP/s':>15}{'F.linear GFLOP/s':>18}{'ratio':>7}{'peak RSS MiB':>14}")
+    for case in MODEL_CASES:
+        with ctx.Pool(1) as pool:
+            r = pool.apply(_model_case, (*case, repeats, threads))
+        r["ratio"] = r["train_gflops"] / r["linear_gflops"]
+        rows.append(r)
+        print(f"{r['model']:<11}{r['params']:>11,}{r['batch']:>4}{r['fwd_gflop_per_sample']:>15.3f}"
+              f"{r['fwd_bwd_ms_per_sample']:>16.1f}{r['train_gflops']:>15.1f}{r['linear_gflops']:>18.1f}"
+              f"{r['ratio']:>7.2f}{r['peak_rss_mib']:>14.0f}", flush=True)
+    return rows
+
+
+SECTIONS = {"model": model_section}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m migt_train.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one timed repeat per case")
+    parser.add_argument("--sections", nargs="+", choices=sorted(SECTIONS), default=list(SECTIONS))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args(argv)
+    for name in args.sections:
+        SECTIONS[name](quick=args.quick, threads=args.threads)
+
+
+if __name__ == "__main__":
+    main()
