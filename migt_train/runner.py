@@ -111,7 +111,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
     n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("model: %s, %s trainable parameters", type(model).__name__, f"{n_parameters:,}")
 
-    logger = instantiate(cfg.logger, run_dir=run_dir, run_config=resolved)
+    logger = instantiate(cfg.logger, run_dir=run_dir, run_config=resolved, _recursive_=False)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg["device"] = str(device)
     trainer = Trainer(

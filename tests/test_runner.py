@@ -21,8 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_py(cwd: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "MIGT_CACHE_DIR": str(cwd / "cache"), "WANDB_MODE": "offline"}
     env.pop("HYDRA_FULL_ERROR", None)
+    flags = [a for a in args if a.startswith("-")]
+    overrides = [a for a in args if not a.startswith("-")]
     return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "experiment=smoke", *args],
+        [sys.executable, str(ROOT / "run.py"), *flags, "experiment=smoke", *overrides],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
     )
 

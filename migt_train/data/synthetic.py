@@ -210,6 +210,8 @@ class SyntheticOracle:
         """rows (n,) MarketData rows -> (n, H, Q) log-return quantiles (NaN where past the data end)."""
         rows = np.asarray(rows, dtype=np.int64).ravel()
         lv = np.asarray(levels, dtype=np.float64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self.sv)):
+            raise IndexError(f"oracle rows must be in [0, {len(self.sv)})")
         key = hashlib.sha1(rows.tobytes() + lv.tobytes()).digest()
         if key in self._cache:
             self._cache.move_to_end(key)

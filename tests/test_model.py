@@ -1,0 +1,252 @@
+"""MIGT-TVDT: shapes, invariances, calibration-relevant behaviour, config instantiation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra.utils
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from migt_train.model import MIGTTVDT
+from migt_train.model.revin import RevIN
+from migt_train.model.time_encoding import Time2Vec, TimeOfDayEncoding
+
+CONF = Path(__file__).resolve().parent.parent / "conf" / "model"
+LITERALS = {"n_variables": 24, "n_horizons": 5, "n_quantiles": 7, "max_seq_len": 288, "bars_per_day": 288}
+BPD = 48  # bars per day of the tiny test models (30-minute bars)
+TINY = dict(n_variables=5, n_horizons=3, n_quantiles=7, max_seq_len=40, bars_per_day=BPD, d_model=16,
+            n_heads=2, d_ff=32, dropout=0.1, n_temporal_layers=2, n_variable_layers=1, head_hidden=16)
+
+
+def tiny(seed: int = 0, **overrides) -> MIGTTVDT:
+    torch.manual_seed(seed)
+    return MIGTTVDT(**{**TINY, **overrides})
+
+
+def make_batch(b: int = 4, t: int = 40, v: int = 5, seed: int = 0, valid: list[int] | None = None) -> dict:
+    """Left-padded windows like MarketData.batch; valid[i] = number of real bars of sample i."""
+    g = torch.Generator().manual_seed(seed)
+    valid = valid or [t] * b
+    mask = torch.arange(t)[None, :] >= torch.tensor([t - n for n in valid])[:, None]
+    return {
+        "features": torch.randn(b, t, v, generator=g).masked_fill(~mask[..., None], 0.0),
+        "mask": mask,
+        "time": {
+            "bar_in_day": ((torch.arange(t) + torch.randint(0, BPD, (b, 1), generator=g)) % BPD).masked_fill(~mask, 0),
+            "day_of_week": torch.randint(0, 7, (b,), generator=g),
+            "day_of_month": torch.randint(1, 32, (b,), generator=g),
+            "day_of_year": torch.randint(1, 367, (b,), generator=g),
+        },
+    }
+
+
+def run(model: MIGTTVDT, batch: dict) -> dict:
+    return model(batch["features"], batch["mask"], batch["time"])
+
+
+def scramble_padding(batch: dict, seed: int = 1) -> dict:
+    """Arbitrary (huge, NaN-free) features and bar indices where mask is False."""
+    g = torch.Generator().manual_seed(seed)
+    pad = ~batch["mask"]
+    noise = torch.randn(batch["features"].shape, generator=g) * 1e4
+    bar = torch.randint(0, BPD, batch["mask"].shape, generator=g)
+    return {
+        "features": torch.where(pad[..., None], noise, batch["features"]),
+        "mask": batch["mask"],
+        "time": {**batch["time"], "bar_in_day": torch.where(pad, bar, batch["time"]["bar_in_day"])},
+    }
+
+
+@pytest.mark.parametrize("patch_len", [1, 4])
+def test_output_shapes_and_non_crossing(patch_len):
+    model = tiny(patch_len=patch_len)
+    model.set_scaling(torch.randn(5), torch.rand(5) + 0.5, torch.randn(3) * 1e-3, torch.rand(3) * 1e-2 + 1e-3)
+    batch = make_batch(b=8, valid=[40, 33, 12, 1, 40, 7, 40, 25])
+    batch["features"] = batch["features"] * 10
+    for train in (True, False):
+        model.train(train)
+        out = run(model, batch)
+        for key in ("quantiles", "quantiles_std"):
+            q = out[key]
+            assert q.shape == (8, 3, 7)
+            assert torch.isfinite(q).all()
+            assert (q[..., 1:] >= q[..., :-1]).all()
+
+
+def test_quantiles_are_standardised_quantiles_mapped_to_log_returns():
+    model = tiny().eval()
+    target_mean, target_std = torch.tensor([1e-4, -2e-4, 3e-4]), torch.tensor([1e-3, 2e-3, 4e-3])
+    model.set_scaling(torch.zeros(5), torch.ones(5), target_mean, target_std)
+    out = run(model, make_batch())
+    expected = out["quantiles_std"] * target_std[:, None] + target_mean[:, None]
+    torch.testing.assert_close(out["quantiles"], expected)
+
+
+def test_inputs_are_standardised_with_the_input_buffers():
+    batch = make_batch()
+    mean, std = torch.tensor([100.0, -3.0, 0.0, 5.0, 1e3]), torch.tensor([10.0, 0.5, 1.0, 2.0, 1e2])
+    raw = {**batch, "features": batch["features"] * std + mean}
+    plain, scaled = tiny().eval(), tiny().eval()
+    scaled.set_scaling(mean, std, torch.zeros(3), torch.ones(3))
+    torch.testing.assert_close(run(scaled, raw)["quantiles_std"], run(plain, batch)["quantiles_std"])
+
+
+def test_initial_quantiles_span_about_the_standard_normal_range():
+    q = run(tiny().eval(), make_batch())["quantiles_std"]
+    assert (q[..., 0] - -1.6).abs().max() < 0.5 and (q[..., -1] - 1.6).abs().max() < 0.5
+
+
+@pytest.mark.parametrize("patch_len", [1, 12])
+def test_padded_steps_do_not_change_the_output(patch_len):
+    model = tiny(patch_len=patch_len).eval()
+    batch = make_batch(b=5, valid=[40, 29, 17, 3, 1])
+    reference = run(model, batch)["quantiles"]
+    scrambled = run(model, scramble_padding(batch))["quantiles"]
+    assert (scrambled - reference).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("patch_len", [1, 12])
+def test_a_sample_does_not_depend_on_its_batch_mates(patch_len):
+    model = tiny(patch_len=patch_len).eval()
+    batch = make_batch(b=3, valid=[40, 23, 9])
+    together = run(model, batch)["quantiles"]
+    for i in range(3):
+        alone = {"features": batch["features"][i : i + 1], "mask": batch["mask"][i : i + 1],
+                 "time": {k: v[i : i + 1] for k, v in batch["time"].items()}}
+        assert (run(model, alone)["quantiles"] - together[i]).abs().max() < 1e-5
+
+
+def test_revin_statistics_use_valid_steps_only():
+    revin = RevIN(3)
+    x = torch.randn(2, 10, 3)
+    mask = torch.arange(10)[None, :] >= torch.tensor([[0], [6]])
+    y, stats = revin(torch.where(mask[..., None], x, 1e6), mask)
+    valid = x[1, 6:]
+    torch.testing.assert_close(stats[1, :, 0], valid.mean(0))
+    torch.testing.assert_close(stats[1, :, 1], 0.5 * torch.log(valid.var(0, unbiased=False) + revin.log_eps))
+    torch.testing.assert_close(y[1, 6:], (valid - valid.mean(0)) / torch.sqrt(valid.var(0, unbiased=False) + revin.eps))
+    assert (y[1, :6] == 0).all()
+
+
+@pytest.mark.parametrize("patch_len", [1, 12])
+def test_single_valid_step_gives_finite_output_and_gradients(patch_len):
+    model = tiny(patch_len=patch_len)
+    for b in (1, 3):
+        batch = make_batch(b=b, valid=[1] * b if b == 1 else [1, 40, 2])
+        for train in (True, False):
+            model.train(train)
+            out = run(model, batch)
+            assert torch.isfinite(out["quantiles"]).all()
+        out["quantiles_std"].sum().backward()
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+        model.zero_grad()
+
+
+def test_time_of_day_is_periodic_in_bars_per_day():
+    enc = TimeOfDayEncoding(bars_per_day=288, dims=32)
+    bars = torch.tensor([0, 1, 100, 287])
+    torch.testing.assert_close(enc(bars), enc(bars + 288), rtol=0, atol=0)
+    torch.testing.assert_close(enc(torch.tensor([0])), enc(torch.tensor([288 * 3])), rtol=0, atol=0)
+    assert enc(bars).shape == (4, 32)
+    assert not torch.allclose(enc(torch.tensor([0])), enc(torch.tensor([144])))
+    # through the model: shifting every bar index by a whole day changes nothing
+    model, batch = tiny().eval(), make_batch()
+    shifted = {**batch, "time": {**batch["time"], "bar_in_day": batch["time"]["bar_in_day"] + BPD}}
+    torch.testing.assert_close(run(model, shifted)["quantiles"], run(model, batch)["quantiles"], rtol=0, atol=0)
+
+
+def test_calendar_encodings_are_learned_day_of_week_and_time2vec():
+    calendar = MIGTTVDT().calendar
+    assert isinstance(calendar.day_of_week, torch.nn.Embedding)
+    assert calendar.day_of_week.weight.shape == (7, 16)
+    for module, dims in ((calendar.day_of_month, 16), (calendar.day_of_year, 32)):
+        assert isinstance(module, Time2Vec)
+        assert module.weight.shape == (dims,) and module.bias.shape == (dims,)
+        assert module.weight.requires_grad
+    assert calendar.proj.in_features == 32 + 16 + 16 + 32 and calendar.proj.out_features == 256
+    t2v = Time2Vec(8, period=31.0)
+    out = t2v(torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(out[1, 0] - out[0, 0], out[2, 0] - out[1, 0])  # linear term
+    assert out[:, 1:].abs().max() <= 1.0  # periodic terms
+
+
+def test_save_load_round_trip_is_identical(tmp_path):
+    model = tiny(patch_len=4)
+    model.set_scaling(torch.randn(5), torch.rand(5) + 0.5, torch.randn(3), torch.rand(3) + 0.1)
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    loaded = tiny(seed=123, patch_len=4)
+    loaded.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    model.eval(), loaded.eval()
+    batch = make_batch(valid=[40, 13, 5, 40])
+    a, b = run(model, batch), run(loaded, batch)
+    assert torch.equal(a["quantiles"], b["quantiles"]) and torch.equal(a["quantiles_std"], b["quantiles_std"])
+    assert torch.equal(loaded.target_std, model.target_std)
+
+
+def test_patches_left_pad_to_a_multiple_of_patch_len():
+    model = tiny(patch_len=12).eval()  # T = 40 -> 4 patches, the first padded by 8 bars
+    out = run(model, make_batch(valid=[40, 40, 30, 11]))
+    assert out["quantiles"].shape == (4, 3, 7) and torch.isfinite(out["quantiles"]).all()
+
+
+def test_wider_intervals_when_the_input_is_more_volatile():
+    """Train briefly on a task whose target scale is proportional to the window's return volatility:
+    the model must learn to read the scale that RevIN removes."""
+    torch.manual_seed(0)
+    model = MIGTTVDT(n_variables=3, n_horizons=2, n_quantiles=5, max_seq_len=24, bars_per_day=BPD, d_model=16,
+                     n_heads=2, d_ff=32, dropout=0.0, n_temporal_layers=1, n_variable_layers=1, head_hidden=16)
+    levels = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95])
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def sample(b: int, vol: torch.Tensor, seed: int):
+        g = torch.Generator().manual_seed(seed)
+        batch = make_batch(b=b, t=24, v=3, seed=seed)
+        returns = torch.randn(b, 24, generator=g) * vol[:, None]
+        batch["features"] = torch.stack([returns, returns.abs(), batch["features"][..., 2]], dim=-1)
+        return batch, torch.randn(b, 2, generator=g) * vol[:, None]
+
+    for step in range(150):
+        g = torch.Generator().manual_seed(10_000 + step)
+        vol = torch.exp(torch.empty(64).uniform_(-1.0, 1.0, generator=g))
+        batch, y = sample(64, vol, step)
+        q = run(model, batch)["quantiles_std"]
+        err = y[..., None] - q
+        loss = torch.maximum(levels * err, (levels - 1) * err).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    model.eval()
+    batch, _ = sample(256, torch.ones(256), seed=99_999)
+    calm = run(model, batch)["quantiles_std"]
+    for k in (2.0,):
+        batch_k = {**batch, "features": batch["features"] * torch.tensor([k, k, 1.0])}
+        wild = run(model, batch_k)["quantiles_std"]
+        width_ratio = ((wild[..., -1] - wild[..., 0]) / (calm[..., -1] - calm[..., 0])).mean()
+        assert width_ratio > 1.5, width_ratio
+
+
+def instantiate(name: str, **overrides) -> MIGTTVDT:
+    cfg = OmegaConf.merge(OmegaConf.load(CONF / f"{name}.yaml"), OmegaConf.create({**LITERALS, **overrides}))
+    return hydra.utils.instantiate(cfg)
+
+
+@pytest.mark.parametrize("name", ["migt_tvdt", "migt_tvdt_cpu"])
+def test_yaml_instantiates_through_hydra(name):
+    raw = OmegaConf.load(CONF / f"{name}.yaml")
+    assert raw._target_ == "migt_train.model.MIGTTVDT"
+    assert set(LITERALS) <= set(raw.keys())
+    model = instantiate(name, d_model=32, n_heads=2, d_ff=64) if name == "migt_tvdt" else instantiate(name)
+    assert isinstance(model, MIGTTVDT)
+    batch = make_batch(b=2, t=288, v=24)
+    batch["time"]["bar_in_day"] %= 288
+    out = run(model.eval(), batch)
+    assert out["quantiles"].shape == (2, 5, 7)
+
+
+def test_full_size_parameter_count_matches_the_reference():
+    model = instantiate("migt_tvdt")
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert abs(n - 6.87e6) / 6.87e6 < 0.02, n
