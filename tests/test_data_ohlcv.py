@@ -134,3 +134,15 @@ def test_bar_size_mismatch(tmp_path, bars):
     path = write_bars(bars, tmp_path / "five.parquet")
     with pytest.raises(MigtError, match=r"mostly 5 minutes apart but data.bar_minutes=1"):
         load_market(_ohlcv_cfg(path, bar_minutes=1))
+
+
+def test_numeric_timestamps_rejected(tmp_path, bars):
+    b = bars.copy()
+    b["timestamp"] = b["timestamp"].astype("int64") // 10**9
+    with pytest.raises(MigtError, match=r"epoch\.csv: timestamp column is numeric"):
+        read_ohlcv(write_bars(b, tmp_path / "epoch.csv"))
+
+
+def test_far_too_few_bars(tmp_path, bars):
+    with pytest.raises(MigtError, match=r"tiny\.csv: too few bars \(50 rows\)"):
+        load_market(_ohlcv_cfg(write_bars(bars.iloc[:50], tmp_path / "tiny.csv")))

@@ -162,7 +162,7 @@ def load_market(cfg: Any) -> MarketData:
         if not s.path:
             raise MigtError("data.path: required when data.source=ohlcv")
         path = Path(str(s.path)).expanduser().resolve()
-        if not path.is_file():
+        if not path.exists():
             raise MigtError(f"{path}: file not found")
         st = path.stat()
         identity = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sort": s.sort}
@@ -206,25 +206,28 @@ def load_market(cfg: Any) -> MarketData:
         state = {c: raw[c].to_numpy(np.float64)[idx] for c in STATE_COLUMNS}
         oracle = SyntheticOracle(state["_bar_var"], state["_sv"], state["_garch_next"], s.horizons, syn, s.bar_minutes)
 
-    long = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))  # noqa: E731
     return MarketData(
         features=torch.from_numpy(np.ascontiguousarray(frame[FEATURE_NAMES].to_numpy(np.float32))),
         feature_names=list(FEATURE_NAMES),
         timestamps=ts,
-        bar_in_day=long(info["bar_in_day"]),
-        day_of_week=long(info["day_of_week"]),
-        day_of_month=long(info["day_of_month"]),
-        day_of_year=long(info["day_of_year"]),
-        window_start=long(start),
+        bar_in_day=_long(info["bar_in_day"]),
+        day_of_week=_long(info["day_of_week"]),
+        day_of_month=_long(info["day_of_month"]),
+        day_of_year=_long(info["day_of_year"]),
+        window_start=_long(start),
         targets=torch.from_numpy(targets.astype(np.float32)),
         horizons=list(s.horizons),
         horizon_names=[horizon_name(h, s.bar_minutes) for h in s.horizons],
         bar_minutes=s.bar_minutes,
         max_seq_len=s.max_seq_len,
-        splits={k: long(v) for k, v in splits.items()},
+        splits={k: _long(v) for k, v in splits.items()},
         source=s.source,
         oracle=oracle,
     )
+
+
+def _long(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
 
 
 def batch_throughput(data: MarketData, batch_size: int = 128, n_batches: int = 50, seed: int = 0) -> float:

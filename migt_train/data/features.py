@@ -84,7 +84,7 @@ def warmup_rows(features: np.ndarray, source: str = "data") -> int:
     """Leading rows without full history. Any non-finite value after them is a data problem."""
     finite = np.isfinite(features).all(axis=1)
     if not finite.any():
-        raise MigtError(f"{source}: no bar has a full feature history ({len(features)} rows)")
+        raise MigtError(f"{source}: too few bars ({len(features)} rows): no bar has a full feature history")
     first = int(np.argmax(finite))
     bad = ~finite[first:]
     if bad.any():

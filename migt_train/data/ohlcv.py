@@ -41,8 +41,6 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 def _parse_timestamps(raw: pd.Series) -> pd.Series:
     """Tz-aware -> UTC; naive -> taken as UTC. Unparseable entries -> NaT."""
-    if pd.api.types.is_numeric_dtype(raw):
-        return pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]")  # epoch numbers are ambiguous
     try:
         ts = pd.to_datetime(raw, utc=True, errors="coerce")
         if ts.isna().sum() > raw.isna().sum():
@@ -72,6 +70,8 @@ def read_ohlcv(path: str | Path, sort: bool = False) -> pd.DataFrame:
         raise MigtError(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} (has {', '.join(map(str, df.columns))})")
     if len(df) == 0:
         raise MigtError(f"{path}: no rows (0 rows)")
+    if pd.api.types.is_numeric_dtype(df[lower["timestamp"]]):
+        raise MigtError(f"{path}: timestamp column is numeric; write date-times such as 2024-01-02 14:30 (naive = UTC) ({len(df)} rows)")
     ts = _parse_timestamps(df[lower["timestamp"]])
     values = {c: pd.to_numeric(df[lower[c]], errors="coerce").to_numpy(np.float64) for c in COLUMNS[1:]}
 

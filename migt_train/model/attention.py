@@ -22,7 +22,8 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         n, l, d = x.shape
-        q, k, v = self.qkv(x).view(n, l, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        # unbind(2) + transpose: the backward assembles d(qkv) with one stack, no extra permute copy
+        q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(n, l, 3, self.n_heads, d // self.n_heads).unbind(2))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.out(y.transpose(1, 2).reshape(n, l, d))
 

@@ -9,10 +9,12 @@ from torch import nn
 
 
 class VariableEmbedding(nn.Module):
-    """(B, T, V) normalised values, T a multiple of patch_len -> (B, V, T / patch_len, D).
+    """(B, T, V) normalised values, T a multiple of patch_len -> (V, B, T / patch_len, D).
 
     Each variable has its own projection of its patch of patch_len values (weight (V, P, D), bias
-    (V, D)), plus a learned variable-identity embedding. patch_len 1 = one token per bar.
+    (V, D)), plus a learned variable-identity embedding. patch_len 1 = one token per bar. Variable-major
+    output: one batched matmul over contiguous operands (einsum on the strided (B, V, N, P) view falls
+    off the BLAS path on CPU, ~1000x slower), and the temporal stage reshapes it to (V*B, N, D) free.
     """
 
     def __init__(self, n_variables: int, d_model: int, patch_len: int = 1):
@@ -24,9 +26,9 @@ class VariableEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, v = x.shape
-        patches = x.transpose(1, 2).reshape(b, v, t // self.patch_len, self.patch_len)
-        tokens = torch.einsum("bvnp,vpd->bvnd", patches, self.weight)
-        return tokens + (self.bias + self.identity).unsqueeze(1)
+        patches = x.permute(2, 0, 1).reshape(v, b * t // self.patch_len, self.patch_len)
+        tokens = torch.bmm(patches, self.weight).view(v, b, t // self.patch_len, -1)
+        return tokens + (self.bias + self.identity)[:, None, None, :]
 
 
 class ScaleEmbedding(nn.Module):

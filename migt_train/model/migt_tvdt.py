@@ -74,7 +74,7 @@ class MIGTTVDT(nn.Module):
         b, t, _ = x.shape
         token_mask = mask.view(b, t // self.patch_len, self.patch_len).any(-1)  # (B, N)
         calendar = self.calendar({**time, "bar_in_day": bar}, mask, self.patch_len)  # (B, N, D)
-        tokens = self.embed(x) + calendar.unsqueeze(1)  # (B, V, N, D)
+        tokens = self.embed(x) + calendar  # (V, B, N, D), variable-major
 
         attn_mask = None if bool(token_mask.all()) else token_mask
         h = self.temporal(tokens, attn_mask)

@@ -11,9 +11,9 @@ from .attention import TransformerBlock
 
 
 class TemporalEncoder(nn.Module):
-    """(B, V, N, D) tokens, (B, N) mask or None (all valid) -> (B, V, N, D).
+    """(V, B, N, D) tokens, (B, N) mask or None (all valid) -> (V, B, N, D).
 
-    Every variable's sequence is one attention batch row: (B*V, N, D). Keys at padded steps are masked,
+    Every variable's sequence is one attention batch row: (V*B, N, D). Keys at padded steps are masked,
     so valid steps never see padding; padded queries still have valid keys (a window has at least one
     valid step), so no row is fully masked and nothing turns NaN.
     """
@@ -24,18 +24,18 @@ class TemporalEncoder(nn.Module):
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        b, v, n, d = x.shape
+        v, b, n, d = x.shape
         attn_mask = None
         if mask is not None:
-            attn_mask = mask[:, None, None, None, :].expand(b, v, 1, 1, n).reshape(b * v, 1, 1, n)
-        x = x.reshape(b * v, n, d)
+            attn_mask = mask[None, :, None, None, :].expand(v, b, 1, 1, n).reshape(v * b, 1, 1, n)
+        x = x.reshape(v * b, n, d)
         for layer in self.layers:
             x = layer(x, attn_mask)
-        return self.norm(x).view(b, v, n, d)
+        return self.norm(x).view(v, b, n, d)
 
 
 class AttentionPooling(nn.Module):
-    """(B, V, N, D), (B, N) mask or None -> (B, V, D): one learned query attends over the valid steps.
+    """(V, B, N, D), (B, N) mask or None -> (B, V, D): one learned query attends over the valid steps.
 
     score_t = q . (W_k x_t + b_k) / sqrt(D) and out = W_v (sum_t a_t x_t) + b_v, computed in that
     folded order (the softmax weights sum to 1), so no per-step key/value projection is materialised.
@@ -49,8 +49,8 @@ class AttentionPooling(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         w = self.key.weight.t() @ self.query / math.sqrt(x.shape[-1])  # (D,); q . b_k is a constant shift
-        scores = x @ w  # (B, V, N)
+        scores = x @ w  # (V, B, N)
         if mask is not None:
-            scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
-        pooled = (torch.softmax(scores, dim=-1).unsqueeze(-2) @ x).squeeze(-2)
-        return self.value(pooled)
+            scores = scores.masked_fill(~mask, float("-inf"))
+        pooled = (torch.softmax(scores, dim=-1).unsqueeze(-2) @ x).squeeze(-2)  # (V, B, D)
+        return self.value(pooled.transpose(0, 1))
