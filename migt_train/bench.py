@@ -3,8 +3,9 @@
 One function per section; each returns rows of figures and prints them. Sections:
   model  forward FLOPs (FlopCounterMode, math SDPA backend), forward+backward time, achieved
          GFLOP/s (a train step ~ 3x the forward FLOPs) and peak RSS, for the full-size and the
-         CPU-sized model (conf/model/*.yaml) at patch_len 1 and 12, against the F.linear rate on
-         (13824 x 256) . (256 x 1024) measured in the same process.
+         CPU-sized model (conf/model/*.yaml) at patch_len 1 and 12 (B 2 and 16; the CPU model also
+         at its training batch 64), against the F.linear rate on (13824 x 256) . (256 x 1024)
+         measured in the same process.
 Timings are the minimum over repeats (the machine may be shared); every model case runs in a fresh
 spawned process so its peak RSS is its own.
 """
@@ -30,6 +31,7 @@ MODEL_CASES = [  # (label, yaml, batch size, patch_len)
     ("full", "migt_tvdt", 2, 12),
     ("cpu", "migt_tvdt_cpu", 16, 1),
     ("cpu", "migt_tvdt_cpu", 16, 12),
+    ("cpu", "migt_tvdt_cpu", 64, 12),  # the quickstart batch size
 ]
 
 

@@ -29,7 +29,7 @@ class MIGTTVDT(nn.Module):
                  n_variable_layers: int = 2, head_hidden: int = 128, tod_dims: int = 32,
                  dow_dims: int = 16, dom_dims: int = 16, doy_dims: int = 32, patch_len: int = 1):
         super().__init__()
-        self.max_seq_len = max_seq_len
+        self.max_seq_len = max_seq_len  # window length it is built for; positions come from the calendar
         self.patch_len = patch_len
         self.register_buffer("input_mean", torch.zeros(n_variables))
         self.register_buffer("input_std", torch.ones(n_variables))
