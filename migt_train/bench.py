@@ -6,6 +6,10 @@ One function per section; each returns rows of figures and prints them. Sections
          CPU-sized model (conf/model/*.yaml) at patch_len 1 and 12 (B 2 and 16; the CPU model also
          at its training batch 64), against the F.linear rate on (13824 x 256) . (256 x 1024)
          measured in the same process.
+  data   batch assembly throughput (samples/s) of MarketData.batch on the default synthetic market
+         at 128 windows x 288 steps x 24 features.
+  train  time split of one training step (data, forward, backward, optimizer) for an experiment
+         preset (default quickstart) on its own data, batch size and device (AMP where CUDA).
 Timings are the minimum over repeats (the machine may be shared); every model case runs in a fresh
 spawned process so its peak RSS is its own.
 """
@@ -136,7 +140,55 @@ def model_section(quick: bool = False, threads: int | None = None) -> list[dict]
     return rows
 
 
-SECTIONS = {"model": model_section}
+def compose_experiment(experiment: str):
+    from hydra import compose, initialize_config_dir
+
+    import migt_train.config  # noqa: F401  (resolvers)
+
+    with initialize_config_dir(config_dir=str(CONF_DIR.parent), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"experiment={experiment}"])
+
+
+def data_section(quick: bool = False, threads: int | None = None, **_) -> list[dict]:
+    from migt_train.data import batch_throughput, load_market
+
+    if threads:
+        torch.set_num_threads(threads)
+    data = load_market(compose_experiment("quickstart").data)
+    runs = [batch_throughput(data, batch_size=128, n_batches=20 if quick else 100, seed=i) for i in range(3)]
+    rate = sorted(runs)[1]
+    print(f"== data ({torch.get_num_threads()} threads): batch of 128 x {data.max_seq_len} x {data.n_features}")
+    print(f"batch assembly: {rate:,.0f} samples/s (median of 3; {128 / rate * 1e3:.2f} ms per batch)")
+    return [{"samples_per_second": rate}]
+
+
+def train_section(quick: bool = False, threads: int | None = None, experiment: str = "quickstart") -> list[dict]:
+    from hydra.utils import instantiate
+
+    from migt_train.data import load_market
+    from migt_train.training.profile import step_time_split
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = compose_experiment(experiment)
+    torch.manual_seed(cfg.seed)
+    data = load_market(cfg.data)
+    model = instantiate(cfg.model)
+    split = step_time_split(
+        model, data, batch_size=cfg.trainer.batch_size, levels=list(cfg.quantiles.levels),
+        steps=5 if quick else 20, device=cfg.trainer.device,
+        mixed_precision=cfg.trainer.mixed_precision, amp_dtype=cfg.trainer.amp_dtype,
+        optimizer=instantiate(cfg.optimizer),
+    )
+    total = split["total"]
+    print(f"== train step ({experiment}: batch {cfg.trainer.batch_size}, {torch.get_num_threads()} threads)")
+    for phase in ("data", "forward", "backward", "optimizer"):
+        print(f"{phase:<10}{split[phase] * 1e3:>9.2f} ms  {split[phase] / total:>6.1%}")
+    print(f"{'total':<10}{total * 1e3:>9.2f} ms  -> {split['samples_per_second']:,.0f} samples/s")
+    return [split]
+
+
+SECTIONS = {"model": model_section, "data": data_section, "train": train_section}
 
 
 def main(argv: list[str] | None = None) -> None:

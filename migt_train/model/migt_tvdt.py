@@ -54,10 +54,14 @@ class MIGTTVDT(nn.Module):
             getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
 
     def _trim_and_pad(self, features: torch.Tensor, mask: torch.Tensor, bar: torch.Tensor):
-        """Drop leading steps that are padding in every sample, then left-pad T to a multiple of patch_len."""
-        valid_steps = mask.any(0)
-        start = int(valid_steps.int().argmax()) if not bool(valid_steps[0]) else 0
-        features, mask, bar = features[:, start:], mask[:, start:], bar[:, start:]
+        """Drop leading steps that are padding in every sample, then left-pad T to a multiple of patch_len.
+
+        The trim reads the mask on the host: free on CPU, a per-step sync on CUDA, so skipped there.
+        """
+        if not features.is_cuda:
+            valid_steps = mask.any(0)
+            start = int(valid_steps.int().argmax()) if not bool(valid_steps[0]) else 0
+            features, mask, bar = features[:, start:], mask[:, start:], bar[:, start:]
         pad = -features.shape[1] % self.patch_len
         if pad:
             features = F.pad(features, (0, 0, pad, 0))
@@ -76,7 +80,7 @@ class MIGTTVDT(nn.Module):
         calendar = self.calendar({**time, "bar_in_day": bar}, mask, self.patch_len)  # (B, N, D)
         tokens = self.embed(x) + calendar  # (V, B, N, D), variable-major
 
-        attn_mask = None if bool(token_mask.all()) else token_mask
+        attn_mask = None if not token_mask.is_cuda and bool(token_mask.all()) else token_mask
         h = self.temporal(tokens, attn_mask)
         h = self.pool_time(h, attn_mask) + self.scale(stats)  # (B, V, D)
         h = self.variable(h)
