@@ -96,3 +96,12 @@ def test_bad_values_rejected_naming_the_key(override: str, key: str) -> None:
 def test_ohlcv_without_path_is_rejected() -> None:
     with pytest.raises(MigtError, match="data.path"):
         validate(make_cfg("data=ohlcv"))
+
+
+def test_synthetic_yaml_lists_every_generator_default() -> None:
+    from dataclasses import asdict
+
+    from migt_train.data.synthetic import SyntheticConfig
+
+    cfg = make_cfg()
+    assert OmegaConf.to_container(cfg.data.synthetic) == asdict(SyntheticConfig())

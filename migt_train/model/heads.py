@@ -10,15 +10,16 @@ from torch import nn
 
 
 class QuantileHeads(nn.Module):
-    """(B, D) -> (B, H, Q) standardised quantiles: per horizon, x + horizon embedding -> own MLP ->
-    [base, deltas] -> base + cumsum(softplus(deltas)), so q_1 < q_2 < ... < q_Q always.
+    """(B, D), (B, S) window log stds -> (B, H, Q) standardised quantiles: per horizon, x + horizon
+    embedding -> own MLP -> [base, deltas] -> base + cumsum(softplus(deltas)), times a positive spread
+    factor exp(linear(x, log stds)); so q_1 < q_2 < ... < q_Q always.
 
     Initialised to output about the standard-normal spread (base -1.6, equal steps up to +1.6) so a
     model trained on standardised targets starts near calibrated.
     """
 
     def __init__(self, d_model: int, n_horizons: int, n_quantiles: int, hidden: int = 128,
-                 init_low: float = -1.6, init_high: float = 1.6):
+                 n_scales: int = 0, init_low: float = -1.6, init_high: float = 1.6):
         super().__init__()
         self.horizon = nn.Parameter(torch.randn(n_horizons, d_model) * 0.02)
         self.w1 = nn.Parameter(torch.randn(n_horizons, d_model, hidden) / math.sqrt(d_model))
@@ -28,8 +29,17 @@ class QuantileHeads(nn.Module):
         delta = math.log(math.expm1(step))  # softplus^-1(step)
         self.b2 = nn.Parameter(torch.tensor([init_low] + [delta] * (n_quantiles - 1)).repeat(n_horizons, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # log of a per-horizon spread factor, linear in the features and the window's log std per
+        # variable: the input scale reaches the output multiplicatively, as a volatility forecast does
+        self.log_scale = nn.Linear(d_model + n_scales, n_horizons)
+        nn.init.zeros_(self.log_scale.weight)
+        nn.init.zeros_(self.log_scale.bias)
+
+    def forward(self, x: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+        """x (B, D), log_std (B, n_scales) -> (B, H, Q)."""
         h = x.unsqueeze(1) + self.horizon  # (B, H, D)
         h = F.gelu(torch.einsum("bhd,hde->bhe", h, self.w1) + self.b1)
         out = torch.einsum("bhe,heq->bhq", h, self.w2) + self.b2
-        return out[..., :1] + torch.cat([torch.zeros_like(out[..., :1]), F.softplus(out[..., 1:]).cumsum(-1)], -1)
+        shape = out[..., :1] + torch.cat([torch.zeros_like(out[..., :1]), F.softplus(out[..., 1:]).cumsum(-1)], -1)
+        scale = self.log_scale(torch.cat([x, log_std], dim=-1)).clamp(-6.0, 6.0).exp()  # (B, H)
+        return shape * scale.unsqueeze(-1)

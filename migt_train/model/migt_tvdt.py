@@ -29,7 +29,7 @@ class MIGTTVDT(nn.Module):
                  n_variable_layers: int = 2, head_hidden: int = 128, tod_dims: int = 32,
                  dow_dims: int = 16, dom_dims: int = 16, doy_dims: int = 32, patch_len: int = 1):
         super().__init__()
-        self.max_seq_len = max_seq_len  # window length it is built for; positions come from the calendar
+        self.max_seq_len = max_seq_len
         self.patch_len = patch_len
         self.register_buffer("input_mean", torch.zeros(n_variables))
         self.register_buffer("input_std", torch.ones(n_variables))
@@ -38,12 +38,17 @@ class MIGTTVDT(nn.Module):
         self.revin = RevIN(n_variables)
         self.embed = VariableEmbedding(n_variables, d_model, patch_len)
         self.calendar = CalendarEncoding(d_model, bars_per_day, tod_dims, dow_dims, dom_dims, doy_dims)
+        # windows are right-aligned, so a learned embedding per token position tells steps from the end:
+        # without it attention sees a 24 h window as an unordered set and cannot tell "now" from "a day ago"
+        self.recency = nn.Parameter(torch.zeros(-(-max_seq_len // patch_len), d_model))
+        # the calendar at the forecast origin (last token) reaches the heads directly
+        self.origin = nn.Linear(d_model, d_model)
         self.temporal = TemporalEncoder(d_model, n_heads, d_ff, dropout, n_temporal_layers)
         self.pool_time = AttentionPooling(d_model)
         self.scale = ScaleEmbedding(n_variables, d_model)
         self.variable = VariableEncoder(d_model, n_heads, d_ff, dropout, n_variable_layers)
         self.pool = nn.Sequential(nn.Linear(n_variables * d_model, d_model), nn.GELU(), nn.Dropout(dropout))
-        self.heads = QuantileHeads(d_model, n_horizons, n_quantiles, head_hidden)
+        self.heads = QuantileHeads(d_model, n_horizons, n_quantiles, head_hidden, n_scales=n_variables)
 
     @torch.no_grad()
     def set_scaling(self, input_mean: torch.Tensor, input_std: torch.Tensor,
@@ -78,13 +83,13 @@ class MIGTTVDT(nn.Module):
         b, t, _ = x.shape
         token_mask = mask.view(b, t // self.patch_len, self.patch_len).any(-1)  # (B, N)
         calendar = self.calendar({**time, "bar_in_day": bar}, mask, self.patch_len)  # (B, N, D)
-        tokens = self.embed(x) + calendar  # (V, B, N, D), variable-major
+        tokens = self.embed(x) + calendar + self.recency[-calendar.shape[1]:]  # (V, B, N, D), variable-major
 
         attn_mask = None if not token_mask.is_cuda and bool(token_mask.all()) else token_mask
         h = self.temporal(tokens, attn_mask)
         h = self.pool_time(h, attn_mask) + self.scale(stats)  # (B, V, D)
         h = self.variable(h)
-        h = self.pool(h.flatten(1))  # (B, D)
+        h = self.pool(h.flatten(1)) + self.origin(calendar[:, -1])  # (B, D)
 
-        q_std = self.heads(h)
+        q_std = self.heads(h, stats[..., 1])
         return {"quantiles": q_std * self.target_std[:, None] + self.target_mean[:, None], "quantiles_std": q_std}
