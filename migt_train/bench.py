@@ -28,8 +28,6 @@ import torch
 import torch.nn.functional as F
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "model"
-# Values of the keys that the model yamls take from other config groups (the user's data).
-MODEL_LITERALS = {"n_variables": 24, "n_horizons": 5, "n_quantiles": 7, "max_seq_len": 288, "bars_per_day": 288}
 MODEL_CASES = [  # (label, yaml, batch size, patch_len)
     ("full", "migt_tvdt", 2, 1),
     ("full", "migt_tvdt", 2, 12),
@@ -37,6 +35,15 @@ MODEL_CASES = [  # (label, yaml, batch size, patch_len)
     ("cpu", "migt_tvdt_cpu", 16, 12),
     ("cpu", "migt_tvdt_cpu", 64, 12),  # the quickstart batch size
 ]
+
+
+def compose_config(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    import migt_train.config  # noqa: F401  (resolvers)
+
+    with initialize_config_dir(config_dir=str(CONF_DIR.parent), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
 
 
 def min_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -63,10 +70,9 @@ def linear_rate(repeats: int = 5) -> float:
 
 
 def model_config(name: str, **overrides):
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.load(CONF_DIR / f"{name}.yaml")
-    return OmegaConf.merge(cfg, OmegaConf.create({**MODEL_LITERALS, **overrides}))
+    """cfg.model of the real composed config with `model=name`, so counts come from data/quantiles."""
+    extra = [f"model.{k}={v}" for k, v in overrides.items()]
+    return compose_config(f"model={name}", *extra).model
 
 
 def synthetic_batch(batch_size: int, seq_len: int = 288, n_variables: int = 24, bars_per_day: int = 288):
@@ -140,21 +146,12 @@ def model_section(quick: bool = False, threads: int | None = None) -> list[dict]
     return rows
 
 
-def compose_experiment(experiment: str):
-    from hydra import compose, initialize_config_dir
-
-    import migt_train.config  # noqa: F401  (resolvers)
-
-    with initialize_config_dir(config_dir=str(CONF_DIR.parent), version_base="1.3"):
-        return compose(config_name="config", overrides=[f"experiment={experiment}"])
-
-
 def data_section(quick: bool = False, threads: int | None = None, **_) -> list[dict]:
     from migt_train.data import batch_throughput, load_market
 
     if threads:
         torch.set_num_threads(threads)
-    data = load_market(compose_experiment("quickstart").data)
+    data = load_market(compose_config("experiment=quickstart").data)
     runs = [batch_throughput(data, batch_size=128, n_batches=20 if quick else 100, seed=i) for i in range(3)]
     rate = sorted(runs)[1]
     print(f"== data ({torch.get_num_threads()} threads): batch of 128 x {data.max_seq_len} x {data.n_features}")
@@ -170,7 +167,7 @@ def train_section(quick: bool = False, threads: int | None = None, experiment: s
 
     if threads:
         torch.set_num_threads(threads)
-    cfg = compose_experiment(experiment)
+    cfg = compose_config(f"experiment={experiment}")
     torch.manual_seed(cfg.seed)
     data = load_market(cfg.data)
     model = instantiate(cfg.model)

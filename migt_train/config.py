@@ -24,6 +24,12 @@ def _n_features() -> int:
     return len(FEATURE_NAMES)
 
 
+def _feature_index(name: str) -> int:
+    from migt_train.data.features import FEATURE_NAMES
+
+    return FEATURE_NAMES.index(name)
+
+
 def _sqlite_url(path: str) -> str:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
@@ -33,6 +39,7 @@ def register_resolvers() -> None:
     resolvers = {
         "len": lambda seq: len(seq),
         "migt.n_features": _n_features,
+        "migt.feature_index": _feature_index,
         "migt.bars_per_day": lambda bar_minutes: 24 * 60 // int(bar_minutes),
         "migt.run_id": lambda: RUN_ID,
         "migt.sqlite_url": _sqlite_url,
@@ -90,6 +97,7 @@ class ModelSchema:
     dom_dims: int = 16
     doy_dims: int = 32
     patch_len: int = 1
+    scale_anchor: Optional[int] = None
 
 
 @dataclass

@@ -19,7 +19,8 @@ class QuantileHeads(nn.Module):
     """
 
     def __init__(self, d_model: int, n_horizons: int, n_quantiles: int, hidden: int = 128,
-                 n_scales: int = 0, init_low: float = -1.6, init_high: float = 1.6):
+                 n_scales: int = 0, scale_anchor: int | None = None, init_low: float = -1.6,
+                 init_high: float = 1.6):
         super().__init__()
         self.horizon = nn.Parameter(torch.randn(n_horizons, d_model) * 0.02)
         self.w1 = nn.Parameter(torch.randn(n_horizons, d_model, hidden) / math.sqrt(d_model))
@@ -34,6 +35,10 @@ class QuantileHeads(nn.Module):
         self.log_scale = nn.Linear(d_model + n_scales, n_horizons)
         nn.init.zeros_(self.log_scale.weight)
         nn.init.zeros_(self.log_scale.bias)
+        if scale_anchor is not None:
+            # start as RevIN's reverse step: spread proportional to the anchor variable's window std
+            with torch.no_grad():
+                self.log_scale.weight[:, d_model + scale_anchor] = 1.0
 
     def forward(self, x: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
         """x (B, D), log_std (B, n_scales) -> (B, H, Q)."""

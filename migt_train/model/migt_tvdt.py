@@ -21,13 +21,16 @@ class MIGTTVDT(nn.Module):
     time: bar_in_day (B, T), day_of_week (B,) 0 = Mon, day_of_month (B,) 1-31, day_of_year (B,) 1-366.
     Inputs are standardised with the input_mean/input_std buffers; quantiles_std is in standardised
     target units and quantiles = quantiles_std * target_std + target_mean (log-return units).
+    scale_anchor: index of the variable (the one-bar return) whose window std the forecast spread
+    starts proportional to; None leaves that relation to be learned from scratch.
     """
 
     def __init__(self, n_variables: int = 24, n_horizons: int = 5, n_quantiles: int = 7,
                  max_seq_len: int = 288, bars_per_day: int = 288, d_model: int = 256, n_heads: int = 8,
                  d_ff: int = 1024, dropout: float = 0.1, n_temporal_layers: int = 4,
                  n_variable_layers: int = 2, head_hidden: int = 128, tod_dims: int = 32,
-                 dow_dims: int = 16, dom_dims: int = 16, doy_dims: int = 32, patch_len: int = 1):
+                 dow_dims: int = 16, dom_dims: int = 16, doy_dims: int = 32, patch_len: int = 1,
+                 scale_anchor: int | None = None):
         super().__init__()
         self.max_seq_len = max_seq_len
         self.patch_len = patch_len
@@ -48,7 +51,8 @@ class MIGTTVDT(nn.Module):
         self.scale = ScaleEmbedding(n_variables, d_model)
         self.variable = VariableEncoder(d_model, n_heads, d_ff, dropout, n_variable_layers)
         self.pool = nn.Sequential(nn.Linear(n_variables * d_model, d_model), nn.GELU(), nn.Dropout(dropout))
-        self.heads = QuantileHeads(d_model, n_horizons, n_quantiles, head_hidden, n_scales=n_variables)
+        self.heads = QuantileHeads(d_model, n_horizons, n_quantiles, head_hidden, n_scales=n_variables,
+                                   scale_anchor=scale_anchor)
 
     @torch.no_grad()
     def set_scaling(self, input_mean: torch.Tensor, input_std: torch.Tensor,
