@@ -39,9 +39,10 @@ def run(cfg: DictConfig) -> float:
         sys.exit(128 + e.signum)
     except MigtError as e:
         _status(run_dir, "failed", started, str(e))
-        log.error("error: %s", e)
         if in_sweep:
+            log.error("error: %s", e)
             return math.inf
+        _to_log_file(f"error: {e}")
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
@@ -56,6 +57,14 @@ def run(cfg: DictConfig) -> float:
         raise
     _status(run_dir, "completed", started)
     return objective if math.isfinite(objective) else math.inf
+
+
+def _to_log_file(message: str) -> None:
+    """Record in run.log only: the console gets the message once, on stderr."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def _status(run_dir: Path, status: str, started: float, message: str | None = None) -> None:
