@@ -12,6 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from migt_train.errors import MigtError
+from migt_train.evaluation.evaluate import EvaluationConfig
+from migt_train.training.trainer import TrainerConfig, validate_trainer_config
 
 # One id per process: Hydra resolves run/sweep dirs more than once, and every resolution must agree.
 # The random suffix keeps two runs started in the same second apart.
@@ -140,34 +142,6 @@ class LossSchema:
 
 
 @dataclass
-class TrainerSchema:
-    max_epochs: int = 100
-    batch_size: int = 128
-    gradient_accumulation_steps: int = 2
-    mixed_precision: bool = True
-    amp_dtype: str = "float16"
-    gradient_clip_norm: Optional[float] = 1.0
-    early_stopping_patience: int = 10
-    early_stopping_min_delta: float = 1e-5
-    save_top_k: int = 3
-    resume: Optional[str] = None
-    max_nonfinite_steps: int = 20
-    log_every_n_steps: int = 50
-    limit_train_batches: Optional[int] = None
-    eval_batch_size: int = 512
-    device: str = "auto"
-    progress: bool = True
-
-
-@dataclass
-class EvaluationSchema:
-    conformal: bool = False
-    batch_size: int = 512
-    ewma_halflife: float = 12.0
-    device: str = "auto"
-
-
-@dataclass
 class LoggerSchema:
     _target_: str = "migt_train.loggers.NullLogger"
     project: Optional[str] = None
@@ -187,8 +161,8 @@ class ConfigSchema:
     scheduler: SchedulerSchema = field(default_factory=SchedulerSchema)
     quantiles: QuantilesSchema = field(default_factory=QuantilesSchema)
     loss: LossSchema = field(default_factory=LossSchema)
-    trainer: TrainerSchema = field(default_factory=TrainerSchema)
-    evaluation: EvaluationSchema = field(default_factory=EvaluationSchema)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     logger: LoggerSchema = field(default_factory=LoggerSchema)
 
 
@@ -278,22 +252,7 @@ def _check_values(cfg: DictConfig) -> None:
     if s.get("eta_min") is not None and s.eta_min > o.lr:
         _fail("scheduler.eta_min", f"must not exceed optimizer.lr={o.lr}", s.eta_min)
 
-    t = cfg.trainer
-    for key in ("max_epochs", "batch_size", "gradient_accumulation_steps", "eval_batch_size",
-                "max_nonfinite_steps", "log_every_n_steps"):
-        if t[key] < 1:
-            _fail(f"trainer.{key}", "must be >= 1", t[key])
-    for key in ("early_stopping_patience", "save_top_k"):
-        if t[key] < 0:
-            _fail(f"trainer.{key}", "must be >= 0", t[key])
-    if t.limit_train_batches is not None and t.limit_train_batches < 1:
-        _fail("trainer.limit_train_batches", "must be >= 1 or null", t.limit_train_batches)
-    if t.gradient_clip_norm is not None and t.gradient_clip_norm <= 0:
-        _fail("trainer.gradient_clip_norm", "must be positive or null", t.gradient_clip_norm)
-    if t.amp_dtype not in ("float16", "bfloat16"):
-        _fail("trainer.amp_dtype", "must be 'float16' or 'bfloat16'", t.amp_dtype)
-    if t.device not in ("auto", "cpu", "cuda") and not str(t.device).startswith("cuda:"):
-        _fail("trainer.device", "must be auto, cpu, cuda or cuda:N", t.device)
+    validate_trainer_config(OmegaConf.to_container(cfg.trainer, resolve=True))
 
 
 def validate(cfg: DictConfig) -> None:

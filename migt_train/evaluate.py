@@ -18,7 +18,6 @@ from typing import Any, Sequence
 from migt_train.errors import MigtError
 
 USAGE = "usage: python -m migt_train.evaluate <run dir> [key=value ...]"
-EVAL_DEFAULTS: dict[str, Any] = {"conformal": False, "batch_size": 512, "ewma_halflife": 12.0, "device": "auto"}
 
 
 def _parse_overrides(args: Sequence[str]) -> list[tuple[str, str]]:
@@ -123,7 +122,11 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     except Exception as e:
         raise MigtError(f"{cfg_path}: {e}".replace("\n", " ")) from None
 
-    ev = {**EVAL_DEFAULTS, **OmegaConf.to_container(cfg.get("evaluation") or OmegaConf.create({}))}
+    from dataclasses import asdict
+
+    from migt_train.evaluation.evaluate import EvaluationConfig
+
+    ev = {**asdict(EvaluationConfig()), **OmegaConf.to_container(cfg.get("evaluation") or OmegaConf.create({}))}
     levels = _levels(cfg)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if ev["device"] == "auto" else str(ev["device"])
 

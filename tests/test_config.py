@@ -103,5 +103,5 @@ def test_synthetic_yaml_lists_every_generator_default() -> None:
 
     from migt_train.data.synthetic import SyntheticConfig
 
-    cfg = make_cfg()
+    cfg = make_cfg("experiment=nq_full")  # the other presets resize the market
     assert OmegaConf.to_container(cfg.data.synthetic) == asdict(SyntheticConfig())

@@ -194,7 +194,7 @@ def test_early_stopping(tmp_path):
 
 
 def test_bad_trainer_options_rejected(tmp_path):
-    with pytest.raises(MigtError, match="trainer.batch_sizes: unknown option"):
+    with pytest.raises(MigtError, match="'trainer.batch_sizes': unknown option"):
         make_trainer(tmp_path, batch_sizes=3)
     with pytest.raises(MigtError, match="trainer.batch_size"):
         make_trainer(tmp_path, batch_size=0)

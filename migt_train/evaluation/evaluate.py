@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -24,6 +25,16 @@ from migt_train.io import _atomic, write_json
 log = logging.getLogger(__name__)
 
 FIT_SUMMARY_KEYS = ("best_epoch", "best_val_loss", "epochs_run", "stopped_early", "n_parameters", "world_size")
+
+
+@dataclass
+class EvaluationConfig:
+    """The `evaluation.*` config keys and their defaults; also the config schema."""
+
+    conformal: bool = False
+    batch_size: int = 512
+    ewma_halflife: float = DEFAULT_EWMA_HALFLIFE
+    device: str = "auto"
 
 
 def quantile_column(tau: float) -> str:

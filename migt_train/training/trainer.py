@@ -27,9 +27,9 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
 
 import numpy as np
 import torch
@@ -53,24 +53,29 @@ from migt_train.training.schedulers import Scheduler
 
 log = logging.getLogger(__name__)
 
-TRAINER_DEFAULTS: dict[str, Any] = {
-    "max_epochs": 100,
-    "batch_size": 128,
-    "gradient_accumulation_steps": 2,
-    "mixed_precision": True,
-    "amp_dtype": "float16",
-    "gradient_clip_norm": 1.0,
-    "early_stopping_patience": 10,
-    "early_stopping_min_delta": 1e-5,
-    "save_top_k": 3,
-    "resume": None,
-    "max_nonfinite_steps": 20,
-    "log_every_n_steps": 50,
-    "limit_train_batches": None,
-    "eval_batch_size": 512,
-    "device": "auto",
-    "progress": True,
-}
+@dataclass
+class TrainerConfig:
+    """The `trainer.*` config keys and their defaults (the user's values); also the config schema."""
+
+    max_epochs: int = 100
+    batch_size: int = 128
+    gradient_accumulation_steps: int = 2
+    mixed_precision: bool = True  # only acts on CUDA
+    amp_dtype: str = "float16"
+    gradient_clip_norm: Optional[float] = 1.0
+    early_stopping_patience: int = 10
+    early_stopping_min_delta: float = 1e-5
+    save_top_k: int = 3
+    resume: Optional[str] = None
+    max_nonfinite_steps: int = 20
+    log_every_n_steps: int = 50
+    limit_train_batches: Optional[int] = None
+    eval_batch_size: int = 512
+    device: str = "auto"
+    progress: bool = True
+
+
+TRAINER_DEFAULTS: dict[str, Any] = asdict(TrainerConfig())
 
 BATCH_KEYS = ("features", "mask", "bar_in_day", "day_of_week", "day_of_month", "day_of_year", "targets")
 TIME_KEYS = ("bar_in_day", "day_of_week", "day_of_month", "day_of_year")
@@ -100,9 +105,11 @@ class FitResult:
     best_checkpoint: Path | None = None
 
 
-def _validate_cfg(cfg: dict[str, Any]) -> None:
+def validate_trainer_config(cfg: Mapping[str, Any]) -> None:
+    """Raise MigtError naming the first bad `trainer.*` value."""
+
     def bad(key: str, rule: str) -> MigtError:
-        return MigtError(f"trainer.{key}: {rule} (got {cfg[key]!r})")
+        return MigtError(f"config key 'trainer.{key}': {rule} (got {cfg[key]!r})")
 
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
@@ -125,7 +132,8 @@ def _validate_cfg(cfg: dict[str, Any]) -> None:
     if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
         raise bad("device", "must be auto, cpu or cuda")
     if not isinstance(cfg["mixed_precision"], bool) or not isinstance(cfg["progress"], bool):
-        raise MigtError("trainer.mixed_precision / trainer.progress: must be true or false")
+        key = "mixed_precision" if not isinstance(cfg["mixed_precision"], bool) else "progress"
+        raise bad(key, "must be true or false")
 
 
 def _json_plain(obj: Any) -> Any:
@@ -175,9 +183,9 @@ class Trainer:
     ) -> None:
         unknown = sorted(set(trainer_cfg) - set(TRAINER_DEFAULTS))
         if unknown:
-            raise MigtError(f"trainer.{unknown[0]}: unknown option (known: {', '.join(TRAINER_DEFAULTS)})")
+            raise MigtError(f"config key 'trainer.{unknown[0]}': unknown option (known: {', '.join(TRAINER_DEFAULTS)})")
         self.cfg = {**TRAINER_DEFAULTS, **trainer_cfg}
-        _validate_cfg(self.cfg)
+        validate_trainer_config(self.cfg)
         self.levels = [float(v) for v in levels]
         loss_levels = getattr(loss_fn, "quantiles", None)
         if loss_levels is not None and not np.allclose(list(loss_levels), self.levels):
