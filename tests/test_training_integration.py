@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from migt_train.training import load_checkpoint
-from training_helpers import make_market, make_trainer, val_losses
+from training_helpers import make_market, make_trainer, one_thread, val_losses  # noqa: F401 (autouse fixture)
 
-model_mod = pytest.importorskip("migt_train.model")
+import migt_train.model as model_mod
 
 
 def _model(data):
@@ -19,14 +19,6 @@ def _model(data):
         n_temporal_layers=1, n_variable_layers=1, head_hidden=8, tod_dims=4, dow_dims=2, dom_dims=2,
         doy_dims=4, dropout=0.1,
     )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_migt_tvdt_trains_and_resumes_exactly(tmp_path):

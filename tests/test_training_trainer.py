@@ -10,16 +10,9 @@ import torch
 from migt_train.errors import MigtError
 from migt_train.training import ConstantScheduler, TrainingInterrupted, load_checkpoint
 from migt_train.training.checkpoint import REQUIRED_KEYS, TOPK_PATTERN
-from training_helpers import LEVELS, TinyQuantileModel, make_market, make_trainer, val_losses
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # bit-for-bit comparisons between runs need the same reduction order
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from training_helpers import (  # noqa: F401 (one_thread: autouse fixture)
+    LEVELS, TinyQuantileModel, make_market, make_trainer, one_thread, val_losses,
+)
 
 
 def _params(model):

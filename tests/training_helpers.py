@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,6 +18,15 @@ from migt_train.training import CombinedQuantileLoss, Trainer, WarmupCosineSched
 LEVELS = [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]
 HORIZONS = [3, 6, 12, 24, 48]
 HORIZON_NAMES = ["15m", "30m", "1h", "2h", "4h"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Bit-for-bit comparisons between runs need the same reduction order: one thread."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def make_market(n: int = 480, v: int = 4, seq_len: int = 12, seed: int = 0) -> MarketData:
