@@ -97,7 +97,7 @@ def test_bad_data_file_is_one_clear_error(tmp_path: Path) -> None:
 def test_optuna_sweep_resumes_in_sqlite(tmp_path: Path) -> None:
     args = ["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=3", "trainer.max_epochs=1",
             "trainer.limit_train_batches=2"]
-    first = run_py(tmp_path, *args)
+    first = run_py(tmp_path, *args, "logger=wandb")
     assert first.returncode == 0, first.stderr[-3000:]
     second = run_py(tmp_path, *args)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -123,6 +123,8 @@ def test_optuna_sweep_resumes_in_sqlite(tmp_path: Path) -> None:
         assert jobs == ["0", "1", "2"]
         for job in jobs:
             assert (sweep / job / "metrics.json").is_file()
+    for job in ("0", "1", "2"):  # the first launch logged to wandb: one offline run per job
+        assert len(list((sweeps[0] / job / "wandb").glob("offline-run-*"))) == 1
     assert len(summarize(tmp_path / "outputs")) == 6
 
 

@@ -32,7 +32,7 @@ class VariableEmbedding(nn.Module):
 
 
 class ScaleEmbedding(nn.Module):
-    """(B, V, 2) window [mean, log std] per variable -> (B, V, D), per-variable projection.
+    """(B, V, S) window statistics per variable (e.g. log std) -> (B, V, D), per-variable projection.
 
     RevIN removes each window's level and scale; this gives them back to the per-variable tokens so
     the forecast spread can follow the input volatility.

@@ -48,7 +48,9 @@ class MIGTTVDT(nn.Module):
         self.origin = nn.Linear(d_model, d_model)
         self.temporal = TemporalEncoder(d_model, n_heads, d_ff, dropout, n_temporal_layers)
         self.pool_time = AttentionPooling(d_model)
-        self.scale = ScaleEmbedding(n_variables, d_model)
+        # only the window's log std comes back, not its mean: the mean of a price-level variable names the
+        # era (prices drift), which a model memorises on the training period and misapplies later
+        self.scale = ScaleEmbedding(n_variables, d_model, n_stats=1)
         self.variable = VariableEncoder(d_model, n_heads, d_ff, dropout, n_variable_layers)
         self.pool = nn.Sequential(nn.Linear(n_variables * d_model, d_model), nn.GELU(), nn.Dropout(dropout))
         self.heads = QuantileHeads(d_model, n_horizons, n_quantiles, head_hidden, n_scales=n_variables,
@@ -91,7 +93,7 @@ class MIGTTVDT(nn.Module):
 
         attn_mask = None if not token_mask.is_cuda and bool(token_mask.all()) else token_mask
         h = self.temporal(tokens, attn_mask)
-        h = self.pool_time(h, attn_mask) + self.scale(stats)  # (B, V, D)
+        h = self.pool_time(h, attn_mask) + self.scale(stats[..., 1:])  # (B, V, D)
         h = self.variable(h)
         h = self.pool(h.flatten(1)) + self.origin(calendar[:, -1])  # (B, D)
 
