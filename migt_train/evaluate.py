@@ -103,7 +103,7 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     from migt_train.io import write_text
 
     try:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)  # no arbitrary pickles
     except Exception as e:
         raise MigtError(f"{ckpt_path}: cannot read checkpoint ({type(e).__name__}: {e})".replace("\n", " ")) from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:

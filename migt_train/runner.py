@@ -97,7 +97,7 @@ def _check_fresh_dir(run_dir: Path, resume: str | None) -> None:
 def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
     from migt_train.data import load_market
     from migt_train.evaluation.evaluate import evaluate_run
-    from migt_train.training import Trainer
+    from migt_train.training import Trainer, load_checkpoint
 
     validate(cfg)
     _check_fresh_dir(run_dir, cfg.trainer.resume)
@@ -123,24 +123,23 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
     logger = instantiate(cfg.logger, run_dir=run_dir, run_config=resolved, _recursive_=False)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg["device"] = str(device)
-    trainer = Trainer(
-        model=model,
-        data=data,
-        loss_fn=instantiate(cfg.loss),
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler),
-        run_dir=run_dir,
-        seed=cfg.seed,
-        levels=levels,
-        logger=logger,
-        config=resolved,
-        **trainer_cfg,
-    )
     exit_code = 1
     try:
+        trainer = Trainer(
+            model=model,
+            data=data,
+            loss_fn=instantiate(cfg.loss),
+            optimizer=instantiate(cfg.optimizer),
+            scheduler=instantiate(cfg.scheduler),
+            run_dir=run_dir,
+            seed=cfg.seed,
+            levels=levels,
+            logger=logger,
+            config=resolved,
+            **trainer_cfg,
+        )
         result = trainer.fit()
-        best = torch.load(run_dir / "checkpoints" / "best.pt", map_location=device, weights_only=False)
-        model.load_state_dict(best["model"])
+        model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt")["model"])
         metrics = evaluate_run(
             run_dir,
             model,
