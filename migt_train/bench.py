@@ -46,15 +46,17 @@ def compose_config(*overrides: str):
         return compose(config_name="config", overrides=list(overrides))
 
 
-def min_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Minimum wall time of fn() over `repeats` calls, after `warmup` untimed calls."""
+def min_time(fn: Callable[[], object], repeats: int, warmup: int = 3, min_seconds: float = 1.0) -> float:
+    """Minimum wall time of fn() after `warmup` untimed calls, over at least `repeats` calls and at
+    least `min_seconds` of timing: fast cases (a few ms) need many calls to reach steady state."""
     for _ in range(warmup):
         fn()
-    best = float("inf")
-    for _ in range(repeats):
+    best, calls, spent = float("inf"), 0, 0.0
+    while calls < repeats or spent < min_seconds:
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        best, calls, spent = min(best, dt), calls + 1, spent + dt
     return best
 
 
