@@ -125,10 +125,11 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     from dataclasses import asdict
 
     from migt_train.evaluation.evaluate import EvaluationConfig
+    from migt_train.training.distributed import resolve_device
 
     ev = {**asdict(EvaluationConfig()), **OmegaConf.to_container(cfg.get("evaluation") or OmegaConf.create({}))}
     levels = _levels(cfg)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if ev["device"] == "auto" else str(ev["device"])
+    device = resolve_device(ev["device"], key="evaluation.device")
 
     from migt_train.data import load_market
 

@@ -12,7 +12,8 @@ from typing import Any, Callable
 import torch
 
 
-def _atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Write via `write(temp path)` in the same folder, then rename over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -41,11 +42,11 @@ def _json_safe(obj: Any) -> Any:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     text = json.dumps(_json_safe(obj), indent=2, allow_nan=False)
-    return _atomic(path, lambda p: p.write_text(text + "\n"))
+    return atomic_write(path, lambda p: p.write_text(text + "\n"))
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    return _atomic(path, lambda p: p.write_text(text))
+    return atomic_write(path, lambda p: p.write_text(text))
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> Path:
@@ -55,4 +56,4 @@ def save_torch(path: str | os.PathLike, obj: Any) -> Path:
             f.flush()
             os.fsync(f.fileno())
 
-    return _atomic(path, write)
+    return atomic_write(path, write)

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
 from migt_train.io import write_json, write_text
+from migt_train.training.distributed import resolve_device
 from migt_train.training.trainer import TrainingInterrupted
 
 log = logging.getLogger("migt_train")
@@ -76,14 +77,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MigtError(f"config key 'trainer.device': {name} requested but CUDA is not available")
-    return torch.device(name)
 
 
 def _check_fresh_dir(run_dir: Path, resume: str | None) -> None:

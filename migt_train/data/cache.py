@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from migt_train.io import _atomic
+from migt_train.io import atomic_write
 
 
 def cache_dir(configured: str | os.PathLike | None) -> Path:
@@ -50,6 +50,6 @@ def write(path: Path, frame: pd.DataFrame, key: dict[str, Any]) -> None:
     meta[b"migt_key"] = json.dumps(key, sort_keys=True, default=str).encode()
     table = table.replace_schema_metadata(meta)
     try:
-        _atomic(path, lambda p: pq.write_table(table, p))
+        atomic_write(path, lambda p: pq.write_table(table, p))
     except OSError as exc:
         warnings.warn(f"could not write cache {path}: {exc}", stacklevel=2)

@@ -20,7 +20,7 @@ from migt_train.evaluation.conformal import ConformalShift
 from migt_train.evaluation.metrics import level_key, quantile_metrics
 from migt_train.evaluation.plots import plot_calibration, plot_loss_curves
 from migt_train.evaluation.predict import predict
-from migt_train.io import _atomic, write_json
+from migt_train.io import atomic_write, write_json
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def evaluate_run(
         }
 
     frame = predictions_frame(data, test, q, levels, extra)
-    _atomic(run_dir / "predictions.parquet", lambda p: frame.to_parquet(p, index=False, engine="pyarrow"))
+    atomic_write(run_dir / "predictions.parquet", lambda p: frame.to_parquet(p, index=False, engine="pyarrow"))
     plots = run_dir / "plots"
     plot_calibration(metrics["test"], levels, names, plots / "calibration.png")
     if conformal:

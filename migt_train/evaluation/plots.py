@@ -11,14 +11,14 @@ from typing import Any, Mapping, Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from migt_train.io import _atomic
+from migt_train.io import atomic_write
 
 _DPI = 120
 
 
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
     FigureCanvasAgg(fig)
-    return _atomic(path, lambda p: fig.savefig(p, format="png", dpi=_DPI, bbox_inches="tight"))
+    return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=_DPI, bbox_inches="tight"))
 
 
 def plot_loss_curves(history: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike) -> Path | None:

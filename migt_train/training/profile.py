@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from migt_train.data.market import MarketData
+from migt_train.training.distributed import resolve_device
 from migt_train.training.losses import CombinedQuantileLoss
 
 _KEYS = ("features", "mask", "bar_in_day", "day_of_week", "day_of_month", "day_of_year", "targets")
@@ -34,7 +35,7 @@ def step_time_split(
     slower than the trainer's overlapped loop. Keys: data, forward, backward, optimizer, total,
     samples_per_second.
     """
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    dev = resolve_device(device)
     model = copy.deepcopy(model).to(dev).train()
     loss_fn = CombinedQuantileLoss(levels).to(dev)
     opt = (optimizer or (lambda p: torch.optim.AdamW(p, lr=1e-4)))([p for p in model.parameters() if p.requires_grad])

@@ -46,7 +46,7 @@ from migt_train.training.checkpoint import (
     load_checkpoint,
     restore_rng,
 )
-from migt_train.training.distributed import is_main_process
+from migt_train.training.distributed import is_main_process, resolve_device
 from migt_train.training.early_stopping import EarlyStopping
 from migt_train.training.sampler import EpochSampler
 from migt_train.training.schedulers import Scheduler
@@ -203,12 +203,7 @@ class Trainer:
         self.config = _json_plain(config)
         self.is_main = is_main_process()
 
-        dev = self.cfg["device"]
-        if dev == "auto":
-            dev = "cuda" if torch.cuda.is_available() else "cpu"
-        if str(dev).startswith("cuda") and not torch.cuda.is_available():
-            raise MigtError(f"trainer.device: {dev} requested but CUDA is not available")
-        self.device = torch.device(dev)
+        self.device = resolve_device(self.cfg["device"])
         self.use_amp = bool(self.cfg["mixed_precision"]) and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.cfg["amp_dtype"] == "bfloat16" else torch.float16
         # bf16 has fp32's exponent range: no loss scaling needed
