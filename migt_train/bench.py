@@ -3,9 +3,9 @@
 One function per section; each returns rows of figures and prints them. Sections:
   model  forward FLOPs (FlopCounterMode, math SDPA backend), forward+backward time, achieved
          GFLOP/s (a train step ~ 3x the forward FLOPs) and peak RSS, for the full-size and the
-         CPU-sized model (conf/model/*.yaml) at patch_len 1 and 12 (B 2 and 16; the CPU model also
-         at its training batch 64), against the F.linear rate on (13824 x 256) . (256 x 1024)
-         measured in the same process.
+         CPU-sized model (conf/model/*.yaml) at patch_len 1 and 12 (B 2 and 16; the CPU model
+         also at its own patch_len and the quickstart's batch 64), against the F.linear rate on
+         (13824 x 256) . (256 x 1024) measured in the same process (see linear_rate).
   data   batch assembly throughput (samples/s) of MarketData.batch on the default synthetic market
          at 128 windows x 288 steps x 24 features.
   train  time split of one training step (data, forward, backward, optimizer) for an experiment
@@ -27,13 +27,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from migt_train.training.cpu_memory import retain_freed_memory
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "model"
-MODEL_CASES = [  # (label, yaml, batch size, patch_len)
+MODEL_CASES = [  # (label, yaml, batch size, patch_len; None = the yaml's own)
     ("full", "migt_tvdt", 2, 1),
     ("full", "migt_tvdt", 2, 12),
     ("cpu", "migt_tvdt_cpu", 16, 1),
     ("cpu", "migt_tvdt_cpu", 16, 12),
-    ("cpu", "migt_tvdt_cpu", 64, 12),  # the quickstart batch size
+    ("cpu", "migt_tvdt_cpu", 64, None),  # as the quickstart trains it
 ]
 
 
@@ -66,9 +68,16 @@ def peak_rss_mib() -> float:
 
 
 def linear_rate(repeats: int = 5) -> float:
-    """Achieved GFLOP/s of F.linear on (13824 x 256) . (256 x 1024): the reference dense rate."""
+    """Achieved GFLOP/s of F.linear on (13824 x 256) . (256 x 1024): the reference dense rate.
+
+    The best of F.linear as called and the same product into a preallocated output: the fresh 56 MB
+    output page-faults in some processes and not in others (about 135 vs 175 GFLOP/s on the 2-core
+    CPU), and the slow mode would flatter every ratio.
+    """
     a, w = torch.randn(13824, 256), torch.randn(1024, 256)
-    return 2 * 13824 * 256 * 1024 / min_time(lambda: F.linear(a, w), repeats) / 1e9
+    out = torch.empty(13824, 1024)
+    best = min(min_time(lambda: F.linear(a, w), repeats), min_time(lambda: torch.mm(a, w.t(), out=out), repeats))
+    return 2 * 13824 * 256 * 1024 / best / 1e9
 
 
 def model_config(name: str, **overrides):
@@ -92,15 +101,18 @@ def synthetic_batch(batch_size: int, seq_len: int = 288, n_variables: int = 24, 
     }
 
 
-def _model_case(label: str, yaml_name: str, batch_size: int, patch_len: int, repeats: int, threads: int) -> dict:
+def _model_case(label: str, yaml_name: str, batch_size: int, patch_len: int | None, repeats: int,
+                threads: int) -> dict:
     """Runs in a fresh process: figures for one model configuration."""
     import hydra.utils
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(threads)
+    retain_freed_memory()  # as the trainer does on CPU
     torch.manual_seed(0)
-    model = hydra.utils.instantiate(model_config(yaml_name, patch_len=patch_len))
+    cfg = model_config(yaml_name, **({} if patch_len is None else {"patch_len": patch_len}))
+    model = hydra.utils.instantiate(cfg)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     b = synthetic_batch(batch_size)
 
@@ -118,7 +130,7 @@ def _model_case(label: str, yaml_name: str, batch_size: int, patch_len: int, rep
 
     step_s = min_time(train_step, repeats)
     return {
-        "model": f"{label} P={patch_len}",
+        "model": f"{label} P={cfg.patch_len}",
         "params": params,
         "batch": batch_size,
         "fwd_gflop_per_sample": fwd_flops / 1e9,

@@ -9,6 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+import migt_train.config  # noqa: F401  (registers the resolvers the model yaml files use)
 from migt_train.model import MIGTTVDT
 from migt_train.model.revin import RevIN
 from migt_train.model.time_encoding import Time2Vec, TimeOfDayEncoding
@@ -250,3 +251,29 @@ def test_full_size_parameter_count_matches_the_reference():
     model = instantiate("migt_tvdt")
     n = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert abs(n - 6.87e6) / 6.87e6 < 0.02, n
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_dropout_drops_at_rate_p_and_keeps_the_expectation(p):
+    from migt_train.model.attention import Dropout
+
+    x = torch.ones(400, 1000, requires_grad=True)
+    torch.manual_seed(0)
+    y = Dropout(p)(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - p) < 3e-3
+    assert abs(y.mean().item() - 1.0) < 5e-3
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / (1 - p)), rtol=1e-4)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # gradient = mask * scale
+    torch.manual_seed(0)
+    assert torch.equal(Dropout(p)(x), y)  # seeded
+
+
+def test_dropout_identity_in_eval_and_at_zero_all_dropped_at_one():
+    from migt_train.model.attention import Dropout
+
+    x = torch.randn(64, 32)
+    assert torch.equal(Dropout(0.5).eval()(x), x)
+    assert torch.equal(Dropout(0.0)(x), x)
+    assert (Dropout(1.0)(x) == 0).all()

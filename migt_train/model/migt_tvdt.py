@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import Dropout
 from .embedding import ScaleEmbedding, VariableEmbedding
 from .heads import QuantileHeads
 from .revin import RevIN
@@ -52,7 +53,7 @@ class MIGTTVDT(nn.Module):
         # era (prices drift), which a model memorises on the training period and misapplies later
         self.scale = ScaleEmbedding(n_variables, d_model, n_stats=1)
         self.variable = VariableEncoder(d_model, n_heads, d_ff, dropout, n_variable_layers)
-        self.pool = nn.Sequential(nn.Linear(n_variables * d_model, d_model), nn.GELU(), nn.Dropout(dropout))
+        self.pool = nn.Sequential(nn.Linear(n_variables * d_model, d_model), nn.GELU(), Dropout(dropout))
         self.heads = QuantileHeads(d_model, n_horizons, n_quantiles, head_hidden, n_scales=n_variables,
                                    scale_anchor=scale_anchor)
 

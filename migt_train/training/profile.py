@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from migt_train.data.market import MarketData
+from migt_train.training.cpu_memory import retain_freed_memory
 from migt_train.training.distributed import resolve_device
 from migt_train.training.losses import CombinedQuantileLoss
 
@@ -36,6 +37,8 @@ def step_time_split(
     samples_per_second.
     """
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        retain_freed_memory()  # as the trainer does
     model = copy.deepcopy(model).to(dev).train()
     loss_fn = CombinedQuantileLoss(levels).to(dev)
     opt = (optimizer or (lambda p: torch.optim.AdamW(p, lr=1e-4)))([p for p in model.parameters() if p.requires_grad])

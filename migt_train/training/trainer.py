@@ -46,6 +46,7 @@ from migt_train.training.checkpoint import (
     load_checkpoint,
     restore_rng,
 )
+from migt_train.training.cpu_memory import retain_freed_memory
 from migt_train.training.distributed import is_main_process, resolve_device
 from migt_train.training.early_stopping import EarlyStopping
 from migt_train.training.sampler import EpochSampler
@@ -204,6 +205,8 @@ class Trainer:
         self.is_main = is_main_process()
 
         self.device = resolve_device(self.cfg["device"])
+        if self.device.type == "cpu":
+            retain_freed_memory()
         self.use_amp = bool(self.cfg["mixed_precision"]) and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.cfg["amp_dtype"] == "bfloat16" else torch.float16
         # bf16 has fp32's exponent range: no loss scaling needed
