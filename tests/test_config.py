@@ -82,7 +82,7 @@ def test_counts_flow_from_data_and_quantiles() -> None:
         ("trainer.batch_size=0", "trainer.batch_size"),
         ("data.horizons=[6,3]", "data.horizons"),
         ("data.bar_minutes=7", "data.bar_minutes"),
-        ("model.n_heads=3", "model.n_heads"),
+        ("model.n_heads=5", "model.n_heads"),
         ("+data.synthetic.bogus=1", "data.synthetic.bogus"),
         ("trainer.mixed_precision=maybe", "trainer.mixed_precision"),
     ],
