@@ -26,7 +26,8 @@ class VariableEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, v = x.shape
-        patches = x.permute(2, 0, 1).reshape(v, b * t // self.patch_len, self.patch_len)
+        # one explicit copy to (V, B*N, P): bmm on the strided view copies each variable's matrix anyway
+        patches = x.permute(2, 0, 1).reshape(v, b * t // self.patch_len, self.patch_len).contiguous()
         tokens = torch.bmm(patches, self.weight).view(v, b, t // self.patch_len, -1)
         return tokens + (self.bias + self.identity)[:, None, None, :]
 

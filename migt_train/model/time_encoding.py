@@ -12,18 +12,19 @@ class TimeOfDayEncoding(nn.Module):
     """(..., ) integer bar_in_day -> (..., dims) sin/cos of harmonics 1..dims/2 of the bars_per_day period.
 
     Phases are reduced modulo the period in integer arithmetic, so bar b and bar b + bars_per_day encode
-    identically.
+    identically. The encoding is fixed, so it is computed once per bar of the day and looked up.
     """
 
     def __init__(self, bars_per_day: int, dims: int = 32):
         super().__init__()
         self.bars_per_day = bars_per_day
-        self.register_buffer("harmonics", torch.arange(1, dims // 2 + 1), persistent=False)
+        harmonics = torch.arange(1, dims // 2 + 1)
+        phase = (torch.arange(bars_per_day).unsqueeze(-1) * harmonics) % bars_per_day
+        angle = phase.to(torch.float32) * (2 * math.pi / bars_per_day)
+        self.register_buffer("table", torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1), persistent=False)
 
     def forward(self, bar: torch.Tensor) -> torch.Tensor:
-        phase = (bar.long().unsqueeze(-1) * self.harmonics) % self.bars_per_day
-        angle = phase.to(torch.float32) * (2 * math.pi / self.bars_per_day)
-        return torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
+        return self.table[bar.long() % self.bars_per_day]
 
 
 class Time2Vec(nn.Module):

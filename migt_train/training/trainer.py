@@ -19,6 +19,7 @@ Design notes (why, not what):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -29,7 +30,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Protocol
 
 import numpy as np
 import torch
@@ -74,6 +75,7 @@ class TrainerConfig:
     eval_batch_size: int = 512
     device: str = "auto"
     progress: bool = True
+    ema_decay: Optional[float] = None
 
 
 TRAINER_DEFAULTS: dict[str, Any] = asdict(TrainerConfig())
@@ -128,6 +130,9 @@ def validate_trainer_config(cfg: Mapping[str, Any]) -> None:
         v = cfg[key]
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
             raise bad(key, "must be null or a number >= 0")
+    v = cfg["ema_decay"]
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1):
+        raise bad("ema_decay", "must be null or a number in (0, 1)")
     if cfg["amp_dtype"] not in ("float16", "bfloat16"):
         raise bad("amp_dtype", "must be float16 or bfloat16")
     if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
@@ -215,6 +220,9 @@ class Trainer:
         self.model = model.to(self.device)
         self.loss_fn = loss_fn.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        # exponential moving average of the weights; validation, best/top-k and the test use it
+        self.ema = [p.detach().clone() for p in self.params] if self.cfg["ema_decay"] else None
+        self.ema_updates = 0
         self.optimizer = optimizer(self.params)
         self.scheduler = scheduler(self.optimizer)
         self.sampler = EpochSampler(data.splits["train"], self.cfg["batch_size"], self.seed, self.cfg["limit_train_batches"])
@@ -240,9 +248,13 @@ class Trainer:
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         m = self.model
+        with self._ema_weights():  # "model" holds the weights to predict with
+            inference = {k: v.clone() for k, v in m.state_dict().items()} if self.ema else m.state_dict()
         return {
             "format_version": FORMAT_VERSION,
-            "model": m.state_dict(),
+            "model": inference,
+            "train_model": m.state_dict() if self.ema else None,
+            "ema_updates": self.ema_updates,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
@@ -274,7 +286,16 @@ class Trainer:
             if not same:
                 raise MigtError(f"{path}: incompatible checkpoint ({key} {theirs} != this run's {mine})")
         try:
-            self.model.load_state_dict(ckpt["model"])
+            ema_in_ckpt = ckpt.get("train_model") is not None
+            if ema_in_ckpt != bool(self.ema):
+                raise ValueError(f"trainer.ema_decay is {self.cfg['ema_decay']} but the checkpoint was "
+                                 f"written {'with' if ema_in_ckpt else 'without'} weight averaging")
+            if self.ema:
+                self.model.load_state_dict(ckpt["model"])
+                for e, p in zip(self.ema, self.params):
+                    e.copy_(p.detach())
+                self.ema_updates = int(ckpt["ema_updates"])
+            self.model.load_state_dict(ckpt["train_model"] if self.ema else ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
             if ckpt["scaler"] is not None and self.scaler.is_enabled():
@@ -435,6 +456,8 @@ class Trainer:
                 if stepped:
                     self.scheduler.step()
                     self.nonfinite_consecutive = 0
+                    if self.ema:
+                        self._update_ema()
                 if bad:
                     nonfinite_epoch += 1
                     self.nonfinite_total += 1
@@ -497,8 +520,36 @@ class Trainer:
                     file=sys.stderr, leave=False, dynamic_ncols=True)
 
     @torch.no_grad()
+    def _update_ema(self) -> None:
+        # the average's horizon grows from ~10 updates to 1 / (1 - ema_decay), so early averages are
+        # not dominated by the initial weights
+        self.ema_updates += 1
+        decay = min(self.cfg["ema_decay"], (1 + self.ema_updates) / (10 + self.ema_updates))
+        torch._foreach_lerp_(self.ema, [p.detach() for p in self.params], 1.0 - decay)
+
+    @contextlib.contextmanager
+    def _ema_weights(self) -> Iterator[None]:
+        """The model holds the averaged weights inside the block (no-op without ema_decay)."""
+        if not self.ema:
+            yield
+            return
+        with torch.no_grad():
+            train = [p.detach().clone() for p in self.params]
+            torch._foreach_copy_([p.detach() for p in self.params], self.ema)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_([p.detach() for p in self.params], train)
+
+    @torch.no_grad()
     def evaluate(self, split: str = "val") -> tuple[float, dict[str, Any]]:
-        """Standardised loss (the training objective) and quantile_metrics in log-return units."""
+        """Standardised loss (the training objective) and quantile_metrics in log-return units, with the
+        averaged weights when trainer.ema_decay is set."""
+        with self._ema_weights():
+            return self._evaluate(split)
+
+    def _evaluate(self, split: str) -> tuple[float, dict[str, Any]]:
         self.model.eval()
         rows = self.data.splits[split]
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
