@@ -4,8 +4,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from migt_train.training.cpu_memory import retain_freed_memory
 
 # a few training steps of a model with several-MB activations of varied sizes; prints minor faults per step
@@ -39,12 +37,15 @@ def faults_per_step(mode: str) -> float:
     return float(out.stdout.split()[-1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc only")
 def test_retained_memory_removes_per_step_page_faults():
+    if not sys.platform.startswith("linux"):  # no glibc: the call must say it changed nothing
+        assert retain_freed_memory() is False
+        return
     default, retained = faults_per_step("default"), faults_per_step("retain")
     assert default > 500, default  # glibc maps and unmaps the large activations every step
     assert retained < default / 10, (retained, default)
 
 
 def test_retain_freed_memory_is_safe_to_call_twice():
-    assert retain_freed_memory() == retain_freed_memory()
+    on_glibc = sys.platform.startswith("linux")
+    assert retain_freed_memory() is on_glibc and retain_freed_memory() is on_glibc
