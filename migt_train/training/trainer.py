@@ -219,7 +219,8 @@ class Trainer:
 
         self.model = model.to(self.device)
         self.loss_fn = loss_fn.to(self.device)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.param_names, self.params = [n for n, _ in named], [p for _, p in named]
         # exponential moving average of the weights; validation, best/top-k and the test use it
         self.ema = [p.detach().clone() for p in self.params] if self.cfg["ema_decay"] else None
         self.ema_updates = 0
@@ -248,12 +249,12 @@ class Trainer:
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         m = self.model
-        with self._ema_weights():  # "model" holds the weights to predict with
-            inference = {k: v.clone() for k, v in m.state_dict().items()} if self.ema else m.state_dict()
+        weights = m.state_dict()
         return {
             "format_version": FORMAT_VERSION,
-            "model": inference,
-            "train_model": m.state_dict() if self.ema else None,
+            # "model" holds the weights to predict with: the average where there is one
+            "model": {**weights, **dict(zip(self.param_names, self.ema))} if self.ema else weights,
+            "train_model": weights if self.ema else None,
             "ema_updates": self.ema_updates,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -290,12 +291,11 @@ class Trainer:
             if ema_in_ckpt != bool(self.ema):
                 raise ValueError(f"trainer.ema_decay is {self.cfg['ema_decay']} but the checkpoint was "
                                  f"written {'with' if ema_in_ckpt else 'without'} weight averaging")
-            if self.ema:
-                self.model.load_state_dict(ckpt["model"])
-                for e, p in zip(self.ema, self.params):
-                    e.copy_(p.detach())
-                self.ema_updates = int(ckpt["ema_updates"])
             self.model.load_state_dict(ckpt["train_model"] if self.ema else ckpt["model"])
+            if self.ema:
+                for e, name in zip(self.ema, self.param_names):
+                    e.copy_(ckpt["model"][name])
+                self.ema_updates = int(ckpt["ema_updates"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
             if ckpt["scaler"] is not None and self.scaler.is_enabled():
@@ -525,7 +525,7 @@ class Trainer:
         # not dominated by the initial weights
         self.ema_updates += 1
         decay = min(self.cfg["ema_decay"], (1 + self.ema_updates) / (10 + self.ema_updates))
-        torch._foreach_lerp_(self.ema, [p.detach() for p in self.params], 1.0 - decay)
+        torch._foreach_lerp_(self.ema, self.params, 1.0 - decay)
 
     @contextlib.contextmanager
     def _ema_weights(self) -> Iterator[None]:
@@ -535,12 +535,12 @@ class Trainer:
             return
         with torch.no_grad():
             train = [p.detach().clone() for p in self.params]
-            torch._foreach_copy_([p.detach() for p in self.params], self.ema)
+            torch._foreach_copy_(self.params, self.ema)
         try:
             yield
         finally:
             with torch.no_grad():
-                torch._foreach_copy_([p.detach() for p in self.params], train)
+                torch._foreach_copy_(self.params, train)
 
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> tuple[float, dict[str, Any]]:
