@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -19,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
 from migt_train.io import write_json, write_text
+from migt_train.training.checkpoint import seed_everything
 from migt_train.training.distributed import resolve_device
 from migt_train.training.trainer import TrainingInterrupted
 
@@ -71,12 +69,6 @@ def _to_log_file(message: str) -> None:
 def _status(run_dir: Path, status: str, started: float, message: str | None = None) -> None:
     record = {"status": status, "message": message, "started": started, "seconds": time.time() - started}
     write_json(run_dir / "status.json", record)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _check_fresh_dir(run_dir: Path, resume: str | None) -> None:

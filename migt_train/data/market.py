@@ -8,6 +8,11 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
+# the calendar keys of MarketData.batch, which the model takes as its `time` dict
+TIME_KEYS = ("bar_in_day", "day_of_week", "day_of_month", "day_of_year")
+# the keys of MarketData.batch a training or evaluation step moves to the device
+BATCH_KEYS = ("features", "mask", *TIME_KEYS, "targets")
+
 
 class Oracle(Protocol):
     """True conditional quantiles of a synthetic market."""

@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from migt_train.data.market import MarketData
-
-_TIME_KEYS = ("bar_in_day", "day_of_week", "day_of_month", "day_of_year")
+from migt_train.data.market import TIME_KEYS, MarketData
 
 
 @torch.no_grad()
@@ -30,7 +28,7 @@ def predict(
     try:
         for chunk in rows.split(max(1, int(batch_size))):
             b = {k: v.to(device, non_blocking=True) for k, v in data.batch(chunk).items()}
-            pred = model(b["features"], b["mask"], {k: b[k] for k in _TIME_KEYS})["quantiles"]
+            pred = model(b["features"], b["mask"], {k: b[k] for k in TIME_KEYS})["quantiles"]
             out.append(pred.float().cpu())
     finally:
         model.train(was_training)

@@ -30,6 +30,13 @@ def topk_name(epoch: int, val_loss: float) -> str:
     return f"epoch={epoch:03d}-val_loss={val_loss:.6f}.pt"
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy (which takes 32 bits) and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 def capture_rng() -> dict[str, Any]:
     version, mt, gauss = random.getstate()
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()

@@ -9,12 +9,10 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from migt_train.data.market import MarketData
+from migt_train.data.market import BATCH_KEYS, TIME_KEYS, MarketData
 from migt_train.training.cpu_memory import retain_freed_memory
 from migt_train.training.distributed import resolve_device
 from migt_train.training.losses import CombinedQuantileLoss
-
-_KEYS = ("features", "mask", "bar_in_day", "day_of_week", "day_of_month", "day_of_year", "targets")
 
 
 def step_time_split(
@@ -58,11 +56,11 @@ def step_time_split(
         t0 = time.perf_counter()
         rows = rows_all[torch.randint(len(rows_all), (batch_size,), generator=g)]
         b = data.batch(rows)
-        b = {k: b[k].to(dev, non_blocking=True) for k in _KEYS}
+        b = {k: b[k].to(dev, non_blocking=True) for k in BATCH_KEYS}
         sync()
         t1 = time.perf_counter()
         with torch.autocast(dev.type, dtype=dtype, enabled=use_amp):
-            out = model(b["features"], b["mask"], {k: b[k] for k in _KEYS[2:6]})
+            out = model(b["features"], b["mask"], {k: b[k] for k in TIME_KEYS})
         y = (b["targets"].float() - model.target_mean) / model.target_std
         loss = loss_fn(out["quantiles_std"], y).loss
         sync()

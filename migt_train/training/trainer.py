@@ -23,7 +23,6 @@ import contextlib
 import json
 import logging
 import math
-import random
 import signal
 import sys
 import threading
@@ -36,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from migt_train.data.market import MarketData
+from migt_train.data.market import BATCH_KEYS, TIME_KEYS, MarketData
 from migt_train.errors import MigtError
 from migt_train.evaluation.metrics import quantile_metrics
 from migt_train.io import save_torch, write_json
@@ -46,6 +45,7 @@ from migt_train.training.checkpoint import (
     capture_rng,
     load_checkpoint,
     restore_rng,
+    seed_everything,
 )
 from migt_train.training.cpu_memory import retain_freed_memory
 from migt_train.training.distributed import is_main_process, resolve_device
@@ -80,8 +80,6 @@ class TrainerConfig:
 
 TRAINER_DEFAULTS: dict[str, Any] = asdict(TrainerConfig())
 
-BATCH_KEYS = ("features", "mask", "bar_in_day", "day_of_week", "day_of_month", "day_of_year", "targets")
-TIME_KEYS = ("bar_in_day", "day_of_week", "day_of_month", "day_of_year")
 
 
 class MetricsLogger(Protocol):
@@ -567,9 +565,7 @@ class Trainer:
 
     # -- fit ----------------------------------------------------------------------------------
     def _fresh_start(self) -> None:
-        random.seed(self.seed)
-        np.random.seed(self.seed % 2**32)
-        torch.manual_seed(self.seed)
+        seed_everything(self.seed)
         stats = (*self.data.feature_stats("train"), *self.data.target_stats("train"))
         self.model.set_scaling(*(t.to(self.device) for t in stats))
 
