@@ -6,7 +6,7 @@ One function per section; each returns rows of figures and prints them. Sections
          CPU-sized model (conf/model/*.yaml) at patch_len 1 and 12 (B 2 and 16; the CPU model
          also at its own patch_len and the quickstart's batch 64), against the F.linear rate on
          (13824 x 256) . (256 x 1024) measured in the same process (see linear_rate).
-  data   batch assembly throughput (samples/s) of MarketData.batch on the default synthetic market
+  data   batch assembly throughput (samples/s) of MarketData.batch on the quickstart's synthetic market
          at 128 windows x 288 steps x 24 features.
   train  time split of one training step (data, forward, backward, optimizer) for an experiment
          preset (default quickstart) on its own data, batch size and device (AMP where CUDA).

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from migt_train.errors import MigtError
-from migt_train.evaluation.evaluate import EvaluationConfig
+from migt_train.evaluation.settings import EvaluationConfig
 from migt_train.training.trainer import TrainerConfig, validate_trainer_config
 
 # One id per process: Hydra resolves run/sweep dirs more than once, and every resolution must agree.

@@ -61,7 +61,7 @@ def _levels(cfg: Any) -> list[float]:
 
 def _fit_summary(run_dir: Path, ckpt: dict) -> dict[str, Any]:
     """Training facts come from the run's own metrics.json; the checkpoint fills any gaps."""
-    from migt_train.evaluation.evaluate import FIT_SUMMARY_KEYS
+    from migt_train.evaluation.settings import FIT_SUMMARY_KEYS
 
     original: dict[str, Any] = {}
     path = run_dir / "metrics.json"
@@ -124,7 +124,7 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
 
     from dataclasses import asdict
 
-    from migt_train.evaluation.evaluate import EvaluationConfig
+    from migt_train.evaluation.settings import EvaluationConfig
     from migt_train.training.distributed import resolve_device
 
     ev = {**asdict(EvaluationConfig()), **OmegaConf.to_container(cfg.get("evaluation") or OmegaConf.create({}))}

@@ -11,7 +11,7 @@ from migt_train.errors import MigtError
 GLOBEX_SESSION_MINUTES = 23 * 60
 
 
-def parse_hhmm(value: str | int, key: str = "data.session_start") -> int:
+def parse_hhmm(value: str | int) -> int:
     """'18:00' -> minutes after midnight. An int is taken as minutes (YAML 1.1 reads an unquoted
     18:00 as the sexagesimal 1080, which is exactly that)."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -21,9 +21,9 @@ def parse_hhmm(value: str | int, key: str = "data.session_start") -> int:
             hh, mm = str(value).strip().split(":")
             minutes = int(hh) * 60 + int(mm)
         except ValueError:
-            raise MigtError(f"{key}: expected HH:MM, got {value!r}") from None
+            raise MigtError(f"data.session_start: expected HH:MM, got {value!r}") from None
     if not 0 <= minutes < 1440:
-        raise MigtError(f"{key}: time of day out of range, got {value!r}")
+        raise MigtError(f"data.session_start: time of day out of range, got {value!r}")
     return minutes
 
 

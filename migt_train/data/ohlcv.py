@@ -11,7 +11,6 @@ import pandas as pd
 from migt_train.errors import MigtError
 
 COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
-PRICES = ["open", "high", "low", "close"]
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 CSV_SUFFIXES = {".csv", ".txt", ".gz", ".bz2", ".zip", ".xz"}
 

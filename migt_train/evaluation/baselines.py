@@ -19,11 +19,9 @@ import torch
 
 from migt_train.data.market import MarketData
 from migt_train.errors import MigtError
+from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE
 
 RETURN_FEATURE = "log_return"
-# Bars: 1 h of 5-minute bars, short enough to follow the intraday volatility pattern; the best of
-# 3..276 bars on the default synthetic market.
-DEFAULT_EWMA_HALFLIFE = 12.0
 
 
 def _train_quantiles(x: np.ndarray, levels: Sequence[float]) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -15,26 +14,15 @@ from torch import nn
 
 from migt_train.data.market import MarketData
 from migt_train.errors import MigtError
-from migt_train.evaluation.baselines import DEFAULT_EWMA_HALFLIFE, fit_baselines
+from migt_train.evaluation.baselines import fit_baselines
 from migt_train.evaluation.conformal import ConformalShift
 from migt_train.evaluation.metrics import level_key, quantile_metrics
 from migt_train.evaluation.plots import plot_calibration, plot_loss_curves
 from migt_train.evaluation.predict import predict
+from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE, FIT_SUMMARY_KEYS
 from migt_train.io import atomic_write, write_json
 
 log = logging.getLogger(__name__)
-
-FIT_SUMMARY_KEYS = ("best_epoch", "best_val_loss", "epochs_run", "stopped_early", "n_parameters", "world_size")
-
-
-@dataclass
-class EvaluationConfig:
-    """The `evaluation.*` config keys and their defaults; also the config schema."""
-
-    conformal: bool = False
-    batch_size: int = 512
-    ewma_halflife: float = DEFAULT_EWMA_HALFLIFE
-    device: str = "auto"
 
 
 def quantile_column(tau: float) -> str:

@@ -108,6 +108,7 @@ class FitResult:
 
 def validate_trainer_config(cfg: Mapping[str, Any]) -> None:
     """Raise MigtError naming the first bad `trainer.*` value."""
+    cfg = {**TRAINER_DEFAULTS, **cfg}  # a key left out takes its default
 
     def bad(key: str, rule: str) -> MigtError:
         return MigtError(f"config key 'trainer.{key}': {rule} (got {cfg[key]!r})")
