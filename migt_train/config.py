@@ -11,6 +11,7 @@ from typing import Any, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from migt_train.data.build import check_data_config
 from migt_train.errors import MigtError
 from migt_train.evaluation.settings import EvaluationConfig
 from migt_train.training.trainer import TrainerConfig, validate_trainer_config
@@ -207,27 +208,7 @@ def _check_values(cfg: DictConfig) -> None:
     if list(cfg.loss.quantiles) != levels:
         _fail("loss.quantiles", "must equal quantiles.levels", list(cfg.loss.quantiles))
 
-    d = cfg.data
-    if d.source not in ("synthetic", "ohlcv"):
-        _fail("data.source", "must be 'synthetic' or 'ohlcv'", d.source)
-    if d.source == "ohlcv" and not d.path:
-        _fail("data.path", "data=ohlcv needs the path of a parquet or CSV file", d.path)
-    if d.bar_minutes <= 0 or (24 * 60) % d.bar_minutes:
-        _fail("data.bar_minutes", "must be a positive divisor of 1440", d.bar_minutes)
-    if not d.horizons or any(h <= 0 for h in d.horizons) or sorted(set(d.horizons)) != list(d.horizons):
-        _fail("data.horizons", "must be positive, distinct and increasing (in bars)", list(d.horizons))
-    if d.max_seq_len <= 0:
-        _fail("data.max_seq_len", "must be positive", d.max_seq_len)
-    if d.lookback_hours <= 0:
-        _fail("data.lookback_hours", "must be positive", d.lookback_hours)
-    if d.split.by not in ("fraction", "date"):
-        _fail("data.split.by", "must be 'fraction' or 'date'", d.split.by)
-    if d.split.by == "fraction":
-        for k in ("val_fraction", "test_fraction"):
-            if not 0 < d.split[k] < 0.5:
-                _fail(f"data.split.{k}", "must lie in (0, 0.5)", d.split[k])
-    elif not (d.split.val_start and d.split.test_start):
-        _fail("data.split.val_start", "split by date needs val_start and test_start", d.split.val_start)
+    check_data_config(cfg.data)
 
     m = cfg.model
     if m.d_model % m.n_heads:

@@ -17,7 +17,7 @@ from migt_train.data.calendar import check_timezone, parse_hhmm, time_info
 from migt_train.data.features import FEATURE_NAMES, FEATURE_VERSION, compute_features, warmup_rows
 from migt_train.data.market import MarketData
 from migt_train.data.ohlcv import check_bar_size, read_ohlcv
-from migt_train.data.splits import make_splits
+from migt_train.data.splits import check_split_config, make_splits
 from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
 from migt_train.data.targets import horizon_name, log_return_targets, sample_rows, window_starts
 from migt_train.errors import MigtError
@@ -84,31 +84,36 @@ class _Settings:
 
 
 def _settings(cfg: Any) -> _Settings:
+    """The data config's values, checked: one MigtError naming the first bad key."""
+
+    def bad(key: str, rule: str, value: Any) -> MigtError:
+        return MigtError(f"config key 'data.{key}': {rule} (got {value!r})")
+
+    def positive_int(v: Any) -> bool:
+        return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= 1
+
     source = str(_get(cfg, "source", "synthetic"))
     if source not in ("synthetic", "ohlcv"):
-        raise MigtError(f"data.source: must be synthetic or ohlcv, got {source!r}")
-    ints = {}
-    for key, default in (("bar_minutes", 5), ("max_seq_len", 288)):
-        value = _get(cfg, key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise MigtError(f"data.{key}: must be a positive integer, got {value!r}")
-        ints[key] = int(value)
-    if ints["bar_minutes"] > 1440:
-        raise MigtError(f"data.bar_minutes: at most 1440, got {ints['bar_minutes']}")
+        raise bad("source", "must be synthetic or ohlcv", source)
+    if source == "ohlcv" and not _get(cfg, "path"):
+        raise bad("path", "data=ohlcv needs the path of a parquet or CSV file", _get(cfg, "path"))
+    bar_minutes, max_seq_len = _get(cfg, "bar_minutes", 5), _get(cfg, "max_seq_len", 288)
+    if not positive_int(bar_minutes) or 1440 % bar_minutes:
+        raise bad("bar_minutes", "must be a positive divisor of 1440", bar_minutes)
+    if not positive_int(max_seq_len):
+        raise bad("max_seq_len", "must be a positive integer", max_seq_len)
     lookback = _get(cfg, "lookback_hours", 24)
     if isinstance(lookback, bool) or not isinstance(lookback, (int, float)) or lookback <= 0:
-        raise MigtError(f"data.lookback_hours: must be a positive number, got {lookback!r}")
+        raise bad("lookback_hours", "must be a positive number", lookback)
     horizons = list(_get(cfg, "horizons", [3, 6, 12, 24, 48]))
-    if not horizons or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in horizons):
-        raise MigtError(f"data.horizons: must be a non-empty list of positive integers (bars), got {horizons}")
-    if len(set(horizons)) != len(horizons):
-        raise MigtError(f"data.horizons: duplicates in {horizons}")
+    if not horizons or not all(positive_int(h) for h in horizons) or sorted(set(horizons)) != horizons:
+        raise bad("horizons", "must be positive, distinct and increasing (in bars)", horizons)
     return _Settings(
         source=source,
         path=_get(cfg, "path"),
-        bar_minutes=ints["bar_minutes"],
+        bar_minutes=int(bar_minutes),
         lookback_hours=float(lookback),
-        max_seq_len=ints["max_seq_len"],
+        max_seq_len=int(max_seq_len),
         horizons=[int(h) for h in horizons],
         tz=check_timezone(str(_get(cfg, "session_tz", "America/New_York"))),
         session_start=parse_hhmm(_get(cfg, "session_start", "18:00")),
@@ -147,6 +152,16 @@ def _processed(s: _Settings, identity: dict, load_bars) -> pd.DataFrame:
     return frame
 
 
+def check_data_config(cfg: Any) -> None:
+    """Raise MigtError naming the first bad `data.*` value, without reading or generating any data."""
+    _settings(cfg)
+    split = _get(cfg, "split")
+    check_split_config(str(_get(split, "by", "fraction")), _get(split, "val_fraction", 0.15),
+                       _get(split, "test_fraction", 0.15), _get(split, "val_start"), _get(split, "test_start"))
+    if str(_get(cfg, "source", "synthetic")) == "synthetic":
+        synthetic_config(_get(cfg, "synthetic"))
+
+
 def load_market(cfg: Any) -> MarketData:
     """cfg: the data config (DictConfig, mapping or attribute object) -> MarketData."""
     s = _settings(cfg)
@@ -159,8 +174,6 @@ def load_market(cfg: Any) -> MarketData:
         frame = _processed(s, identity, lambda: raw)
         name = "synthetic market"
     else:
-        if not s.path:
-            raise MigtError("data.path: required when data.source=ohlcv")
         path = Path(str(s.path)).expanduser().resolve()
         if not path.exists():
             raise MigtError(f"{path}: file not found")

@@ -16,12 +16,23 @@ from migt_train.errors import MigtError
 NAMES = ("train", "val", "test")
 
 
+def check_split_config(by: str, val_fraction: float, test_fraction: float, val_start=None, test_start=None) -> None:
+    """Raise MigtError naming the first bad `data.split.*` value; needs no data."""
+    if by == "fraction":
+        for key, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 < f < 0.5:
+                raise MigtError(f"config key 'data.split.{key}': must lie in (0, 0.5) (got {f!r})")
+    elif by == "date":
+        if val_start is None or test_start is None:
+            raise MigtError("config key 'data.split.val_start': by=date needs both val_start and test_start")
+        v, t = _parse_start(val_start, "val_start", "UTC"), _parse_start(test_start, "test_start", "UTC")
+        if v >= t:
+            raise MigtError(f"config key 'data.split.val_start': must be before test_start ({val_start} >= {test_start})")
+    else:
+        raise MigtError(f"config key 'data.split.by': must be fraction or date (got {by!r})")
+
+
 def _by_fraction(n: int, val_fraction: float, test_fraction: float) -> np.ndarray:
-    for key, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 < f < 1.0:
-            raise MigtError(f"data.split.{key}: must be in (0, 1), got {f}")
-    if val_fraction + test_fraction >= 1.0:
-        raise MigtError(f"data.split: val_fraction + test_fraction must be < 1, got {val_fraction + test_fraction:g}")
     n_test = int(round(n * test_fraction))
     n_val = int(round(n * val_fraction))
     label = np.zeros(n, dtype=np.int64)
@@ -34,17 +45,13 @@ def _parse_start(value, key: str, tz: str) -> np.int64:
     try:
         t = pd.Timestamp(str(value))
     except (ValueError, TypeError):
-        raise MigtError(f"data.split.{key}: not a date/time: {value!r}") from None
+        raise MigtError(f"config key 'data.split.{key}': not a date/time (got {value!r})") from None
     t = t.tz_localize(tz) if t.tzinfo is None else t
     return np.int64(t.tz_convert("UTC").as_unit("ns").value)
 
 
 def _by_date(ts_ns: np.ndarray, val_start, test_start, tz: str) -> np.ndarray:
-    if val_start is None or test_start is None:
-        raise MigtError("data.split: by=date needs both val_start and test_start")
     v, t = _parse_start(val_start, "val_start", tz), _parse_start(test_start, "test_start", tz)
-    if v >= t:
-        raise MigtError(f"data.split: val_start ({val_start}) must be before test_start ({test_start})")
     return (ts_ns >= v).astype(np.int64) + (ts_ns >= t).astype(np.int64)
 
 
@@ -61,14 +68,13 @@ def make_splits(
     tz: str = "America/New_York",
 ) -> dict[str, np.ndarray]:
     """samples: sorted sample rows -> {"train", "val", "test"}: sorted int64 rows, purged."""
+    check_split_config(by, val_fraction, test_fraction, val_start, test_start)
     samples = np.asarray(samples, dtype=np.int64)
     if by == "fraction":
         label = _by_fraction(len(samples), float(val_fraction), float(test_fraction))
-    elif by == "date":
+    else:
         ts_ns = np.asarray(timestamps).astype("datetime64[ns]").astype(np.int64)[samples]
         label = _by_date(ts_ns, val_start, test_start, tz)
-    else:
-        raise MigtError(f"data.split.by: must be fraction or date, got {by!r}")
 
     raw = [samples[label == i] for i in range(3)]
     keep = [np.ones(len(r), dtype=bool) for r in raw]
