@@ -12,6 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from migt_train.data.build import check_data_config
+from migt_train.data.features import FEATURE_NAMES
+from migt_train.data.synthetic import SyntheticConfig
 from migt_train.errors import MigtError
 from migt_train.evaluation.settings import EvaluationConfig
 from migt_train.training.trainer import TrainerConfig, validate_trainer_config
@@ -19,18 +21,6 @@ from migt_train.training.trainer import TrainerConfig, validate_trainer_config
 # One id per process: Hydra resolves run/sweep dirs more than once, and every resolution must agree.
 # The random suffix keeps two runs started in the same second apart.
 RUN_ID = time.strftime("%Y-%m-%d_%H-%M-%S") + "_" + secrets.token_hex(3)
-
-
-def _n_features() -> int:
-    from migt_train.data.features import FEATURE_NAMES
-
-    return len(FEATURE_NAMES)
-
-
-def _feature_index(name: str) -> int:
-    from migt_train.data.features import FEATURE_NAMES
-
-    return FEATURE_NAMES.index(name)
 
 
 def _sqlite_url(path: str) -> str:
@@ -41,8 +31,8 @@ def _sqlite_url(path: str) -> str:
 def register_resolvers() -> None:
     resolvers = {
         "len": lambda seq: len(seq),
-        "migt.n_features": _n_features,
-        "migt.feature_index": _feature_index,
+        "migt.n_features": lambda: len(FEATURE_NAMES),
+        "migt.feature_index": FEATURE_NAMES.index,
         "migt.bars_per_day": lambda bar_minutes: 24 * 60 // int(bar_minutes),
         "migt.run_id": lambda: RUN_ID,
         "migt.sqlite_url": _sqlite_url,
@@ -167,12 +157,6 @@ class ConfigSchema:
     logger: LoggerSchema = field(default_factory=LoggerSchema)
 
 
-def _synthetic_schema() -> Any:
-    from migt_train.data.synthetic import SyntheticConfig
-
-    return SyntheticConfig
-
-
 def _check_types(cfg: DictConfig) -> None:
     """Merge a copy into the typed schemas: wrong types and unknown keys fail here, by key."""
     plain = OmegaConf.to_container(cfg, resolve=True)
@@ -181,7 +165,7 @@ def _check_types(cfg: DictConfig) -> None:
     synthetic = (plain.get("data") or {}).get("synthetic")
     for schema, node, prefix in (
         (ConfigSchema, plain, ""),
-        (_synthetic_schema(), synthetic or {}, "data.synthetic."),
+        (SyntheticConfig, synthetic or {}, "data.synthetic."),
     ):
         try:
             OmegaConf.merge(OmegaConf.structured(schema), node)

@@ -105,7 +105,7 @@ def test_oracle_shape_and_order():
     assert q.shape == (5, 5, 7)
     assert np.isfinite(q[:3]).all() and (np.diff(q[:3], axis=-1) > 0).all()
     assert np.isnan(q[3, 1:]).all() and np.isfinite(q[3, 0]).all() and np.isnan(q[4]).all()
-    # spread grows with the horizon and the answer is cached / deterministic
+    # spread grows with the horizon and the answer is deterministic
     assert (np.diff(q[:3, :, -1] - q[:3, :, 0], axis=1) > 0).all()
     np.testing.assert_array_equal(q, data.oracle.quantiles(rows, LEVELS))
 

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from migt_train.data import cache
 from migt_train.data.calendar import check_timezone, parse_hhmm, time_info
@@ -23,33 +24,19 @@ from migt_train.data.targets import horizon_name, log_return_targets, sample_row
 from migt_train.errors import MigtError
 
 
-def _get(cfg: Any, key: str, default: Any = None) -> Any:
-    if cfg is None:
-        return default
-    if isinstance(cfg, Mapping):
-        value = cfg.get(key, default)
-    else:
-        value = getattr(cfg, key, default)
+def _get(cfg: Mapping | None, key: str, default: Any = None) -> Any:
+    value = None if cfg is None else cfg.get(key)
     return default if value is None else value
 
 
-def _plain(cfg: Any) -> dict:
-    if cfg is None:
-        return {}
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover
-        pass
-    if dataclasses.is_dataclass(cfg):
-        return dataclasses.asdict(cfg)
-    return dict(cfg) if isinstance(cfg, Mapping) else dict(vars(cfg))
+def _plain(cfg: Mapping | None) -> dict:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg or {})
 
 
 def synthetic_config(cfg: Any) -> SyntheticConfig:
-    """data.synthetic (mapping, dataclass or None) -> SyntheticConfig; unknown keys are an error."""
+    """data.synthetic (mapping or None) -> SyntheticConfig; unknown keys are an error."""
     values = _plain(cfg)
     fields = {f.name: f for f in dataclasses.fields(SyntheticConfig)}
     unknown = sorted(set(values) - set(fields))
@@ -163,7 +150,7 @@ def check_data_config(cfg: Any) -> None:
 
 
 def load_market(cfg: Any) -> MarketData:
-    """cfg: the data config (DictConfig, mapping or attribute object) -> MarketData."""
+    """cfg: the data config (DictConfig or mapping) -> MarketData."""
     s = _settings(cfg)
     syn: SyntheticConfig | None = None
     raw: pd.DataFrame | None = None

@@ -16,8 +16,6 @@ conditional distribution of every horizon's return.
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -63,13 +61,17 @@ def config_key(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: i
     return {"generator": GENERATOR_VERSION, **asdict(cfg), "bar_minutes": bar_minutes, "tz": tz, "session_start": session_start}
 
 
-def _per_bar(cfg: SyntheticConfig, bar_minutes: int) -> tuple[float, float, float]:
-    """(garch alpha, garch beta, sv phi) for bars of `bar_minutes`, keeping wall-clock persistence."""
+def _per_bar(cfg: SyntheticConfig, bar_minutes: int) -> tuple[float, float, float, float, float]:
+    """(garch alpha, garch beta, sv phi, sv innovation std, drift) for bars of `bar_minutes`, keeping
+    wall-clock persistence; shared by the generator and the oracle."""
     k = bar_minutes / 5.0
     p5 = cfg.garch_alpha + cfg.garch_beta
     p = p5**k
     alpha = cfg.garch_alpha * p / p5
-    return alpha, p - alpha, cfg.sv_persistence**k
+    phi = cfg.sv_persistence**k
+    s_eta = cfg.sv_std * np.sqrt(1.0 - phi**2)
+    drift = cfg.annual_drift / (252 * GLOBEX_SESSION_MINUTES) * bar_minutes
+    return alpha, p - alpha, phi, s_eta, drift
 
 
 def intraday_std(minute: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:
@@ -107,8 +109,7 @@ def generate(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: int
     rng = np.random.default_rng(cfg.seed)
     z = _student_t(rng, cfg.student_t_df, n)
     eta = rng.standard_normal(n)
-    alpha, beta, phi = _per_bar(cfg, bar_minutes)
-    s_eta = cfg.sv_std * np.sqrt(1.0 - phi**2)
+    alpha, beta, phi, s_eta, drift = _per_bar(cfg, bar_minutes)
 
     # sequential recursions: one cheap scalar pass, not vectorisable without losing exactness
     x = np.empty(n)
@@ -123,7 +124,6 @@ def generate(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: int
     s = bar_variance(minute, bar_minutes, cfg)
     var = s * np.exp(x - cfg.sv_std**2 / 2) * g[:-1]
     sd = np.sqrt(var)
-    drift = cfg.annual_drift / (252 * GLOBEX_SESSION_MINUTES) * bar_minutes
     r = drift + sd * z
 
     log_close = np.log(cfg.price0) + np.cumsum(r)
@@ -180,16 +180,14 @@ class SyntheticOracle:
         self.bar_var = np.concatenate([bar_var, np.full(self.max_h, np.nan)])
         self.sv = sv
         self.garch_next = garch_next
-        self.cfg = cfg
-        alpha, beta, phi = _per_bar(cfg, bar_minutes)
-        self.drift = cfg.annual_drift / (252 * GLOBEX_SESSION_MINUTES) * bar_minutes
+        self.sv_std = cfg.sv_std
+        alpha, beta, phi, s_eta, self.drift = _per_bar(cfg, bar_minutes)
         half = max(cfg.oracle_paths // 2, 1)
         rng = np.random.default_rng([cfg.seed, 0x0_5AC1E])
         z = _student_t(rng, cfg.student_t_df, (half, self.max_h))
-        self.z = np.concatenate([z, -z]).T.copy()  # (max_h, P); negation leaves z^2 paths identical
+        z = np.concatenate([z, -z]).T.copy()  # (max_h, P); negation leaves z^2 paths identical
         eta = rng.standard_normal((half, self.max_h))
         eta = np.concatenate([eta, eta]).T
-        s_eta = cfg.sv_std * np.sqrt(1.0 - phi**2)
         # x_{t+k} = phi^k x_t + e_k  and  g_{t+k} = A_k + B_k g_{t+1}
         self.phi_k = phi ** np.arange(1, self.max_h + 1)
         e = np.zeros_like(eta)
@@ -197,14 +195,13 @@ class SyntheticOracle:
         for k in range(self.max_h):
             e[k] = (phi * e[k - 1] if k else 0.0) + s_eta * eta[k]
             if k:
-                m = alpha * self.z[k - 1] ** 2 + beta
+                m = alpha * z[k - 1] ** 2 + beta
                 a_k[k] = (1 - alpha - beta) + m * a_k[k - 1]
                 b_k[k] = m * b_k[k - 1]
         sv_path = np.exp(e)
         self.coef_a = (sv_path * a_k).astype(np.float32)
         self.coef_b = (sv_path * b_k).astype(np.float32)
-        self.z32 = self.z.astype(np.float32)
-        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self.z32 = z.astype(np.float32)
 
     def quantiles(self, rows: np.ndarray, levels: Sequence[float], chunk: int = 1024) -> np.ndarray:
         """rows (n,) MarketData rows -> (n, H, Q) log-return quantiles (NaN where past the data end)."""
@@ -212,10 +209,6 @@ class SyntheticOracle:
         lv = np.asarray(levels, dtype=np.float64)
         if len(rows) and (rows.min() < 0 or rows.max() >= len(self.sv)):
             raise IndexError(f"oracle rows must be in [0, {len(self.sv)})")
-        key = hashlib.sha1(rows.tobytes() + lv.tobytes()).digest()
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key].copy()
         out = np.empty((len(rows), len(self.horizons), len(lv)))
         hset = {h: j for j, h in enumerate(self.horizons)}
         steps = np.arange(1, self.max_h + 1)
@@ -223,11 +216,11 @@ class SyntheticOracle:
             rr = rows[lo : lo + chunk]
             # per-row scale of step k: deterministic bar variance x SV factor carried forward
             scale = self.bar_var[rr[:, None] + steps[None, :]] * np.exp(
-                self.phi_k[None, :] * self.sv[rr][:, None] - self.cfg.sv_std**2 / 2
+                self.phi_k[None, :] * self.sv[rr][:, None] - self.sv_std**2 / 2
             )
             scale = scale.astype(np.float32)
             g1 = self.garch_next[rr].astype(np.float32)[:, None]
-            cum = np.zeros((len(rr), self.z.shape[1]), dtype=np.float32)
+            cum = np.zeros((len(rr), self.z32.shape[1]), dtype=np.float32)
             for k in range(self.max_h):
                 var = self.coef_a[k][None, :] + self.coef_b[k][None, :] * g1
                 var *= scale[:, k : k + 1]
@@ -237,7 +230,4 @@ class SyntheticOracle:
                 if k + 1 in hset:
                     q = np.quantile(cum, lv, axis=1).T + self.drift * (k + 1)
                     out[lo : lo + len(rr), hset[k + 1]] = q
-        self._cache[key] = out
-        if len(self._cache) > 8:
-            self._cache.popitem(last=False)
-        return out.copy()
+        return out
