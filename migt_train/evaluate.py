@@ -100,13 +100,11 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     from omegaconf import DictConfig, OmegaConf
 
     from migt_train.evaluation.evaluate import evaluate_run
+    from migt_train.training.checkpoint import read_checkpoint
     from migt_train.io import write_text
 
-    try:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)  # no arbitrary pickles
-    except Exception as e:
-        raise MigtError(f"{ckpt_path}: cannot read checkpoint ({type(e).__name__}: {e})".replace("\n", " ")) from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
+    ckpt = read_checkpoint(ckpt_path)
+    if "model" not in ckpt:
         raise MigtError(f"{ckpt_path}: not a migt-train checkpoint (no 'model' state)")
 
     cfg_path = run_dir / "config.yaml"

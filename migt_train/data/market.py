@@ -85,11 +85,14 @@ class MarketData:
     def split_targets(self, split: str) -> torch.Tensor:
         return self.targets[self.splits[split]]
 
+    def visible_bars(self, split: str = "train") -> slice:
+        """The bars the split's windows can see: from its first window's start to its last row."""
+        rows = self.splits[split]
+        return slice(int(self.window_start[rows[0]]), int(rows[-1]) + 1)
+
     def feature_stats(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         """Per-variable mean and std over the bars that the split's windows can see (no look-ahead)."""
-        rows = self.splits[split]
-        lo = int(self.window_start[rows[0]])
-        x = self.features[lo : int(rows[-1]) + 1].double()
+        x = self.features[self.visible_bars(split)].double()
         return x.mean(0).float(), x.std(0).clamp_min(1e-8).float()
 
     def target_stats(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:

@@ -62,8 +62,7 @@ class EWMAVolatility:
         if len(train) == 0:
             raise MigtError("data.splits.train: no training samples to fit the baselines on (0 rows)")
         # Start the recursion at the training period's mean square so early rows are not one bar's noise.
-        lo, hi = int(data.window_start[train[0]]), int(train[-1]) + 1
-        v0 = float(np.mean(r[lo:hi] ** 2))
+        v0 = float(np.mean(r[data.visible_bars("train")] ** 2))
         var = pd.Series(np.concatenate([[v0], r**2])).ewm(halflife=halflife, adjust=False).mean().to_numpy()[1:]
         sigma = torch.from_numpy(np.sqrt(np.maximum(var, 1e-20)))
         h = torch.tensor(data.horizons, dtype=torch.float64)

@@ -60,17 +60,23 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a trainer checkpoint onto the CPU; any unreadable or foreign file -> one MigtError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise MigtError(f"{path}: checkpoint not found")
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """torch.load onto the CPU without arbitrary pickles; an unreadable or non-dict file -> one MigtError."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated/foreign files
         raise MigtError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
     if not isinstance(ckpt, dict):
         raise MigtError(f"{path}: not a migt-train checkpoint (got {type(ckpt).__name__})")
+    return ckpt
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a trainer checkpoint onto the CPU; any unreadable or foreign file -> one MigtError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise MigtError(f"{path}: checkpoint not found")
+    ckpt = read_checkpoint(path)
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise MigtError(f"{path}: not a migt-train checkpoint (missing {', '.join(missing)})")
