@@ -7,7 +7,9 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from migt_train.training import TRAINER_DEFAULTS, CombinedQuantileLoss, Trainer, load_checkpoint, step_time_split
+from migt_train.training import (
+    TRAINER_DEFAULTS, CombinedQuantileLoss, Trainer, TrainerConfig, load_checkpoint, step_time_split,
+)
 from training_helpers import LEVELS, TinyQuantileModel, make_market
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -48,7 +50,8 @@ def test_hydra_built_trainer_checkpoint_loads_weights_only(tmp_path):
     trainer_cfg = {**OmegaConf.to_container(cfg.trainer), "max_epochs": 1, "progress": False, "device": "cpu"}
     torch.manual_seed(0)
     Trainer(TinyQuantileModel(), data, CombinedQuantileLoss(LEVELS), instantiate(cfg.optimizer),
-            instantiate(cfg.scheduler), tmp_path, seed=1, levels=LEVELS, config=cfg, **trainer_cfg).fit()
+            instantiate(cfg.scheduler), tmp_path, seed=1, levels=LEVELS, config=TrainerConfig.from_mapping(trainer_cfg),
+            run_config=cfg).fit()
     ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert ckpt["config"]["trainer"]["batch_size"] == 128
     assert ckpt["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999) or list(ckpt["optimizer"]["param_groups"][0]["betas"]) == [0.9, 0.999]

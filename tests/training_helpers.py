@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from migt_train.data.market import MarketData
-from migt_train.training import CombinedQuantileLoss, Trainer, WarmupCosineScheduler
+from migt_train.training import CombinedQuantileLoss, Trainer, TrainerConfig, WarmupCosineScheduler
 
 LEVELS = [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]
 HORIZONS = [3, 6, 12, 24, 48]
@@ -117,8 +117,8 @@ def make_trainer(run_dir: Path, data: MarketData | None = None, model: nn.Module
         run_dir=run_dir,
         seed=seed,
         levels=LEVELS,
-        config={"test": True, "seed": seed},
-        **{**defaults, **cfg},
+        config=TrainerConfig.from_mapping({**defaults, **cfg}),
+        run_config={"test": True, "seed": seed},
     )
 
 
