@@ -2,7 +2,7 @@
 
 One function per section; each returns rows of figures and prints them. Sections:
   model  forward FLOPs (FlopCounterMode, math SDPA backend), training-step time (the trainer's
-         forward + pinball loss + backward, training/step.py), achieved
+         forward + pinball loss + backward, step.py), achieved
          GFLOP/s (a train step ~ 3x the forward FLOPs) and peak RSS, for the full-size and the
          CPU-sized model (conf/model/*.yaml) at patch_len 1 and 12 (B 2 and 16; the CPU model
          also at its own patch_len and the quickstart's batch 64), against the F.linear rate on
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from migt_train.runtime import Precision
 from migt_train.training.cpu_memory import retain_freed_memory
 from migt_train.training.losses import CombinedQuantileLoss
-from migt_train.training.step import forward, loss_step
+from migt_train.step import forward, loss_step
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "model"
 MODEL_CASES = [  # (label, yaml, batch size, patch_len; None = the yaml's own)

@@ -1,5 +1,5 @@
 """The one inference loop: validation during training and test/val prediction afterwards run the
-same batches through the same step (training/step.py) under the same autocast."""
+same batches through the same step (step.py) under the same autocast."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn
 
 from migt_train.data.market import MarketData
 from migt_train.runtime import Precision
-from migt_train.training.step import forward, gather, standardised_targets
+from migt_train.step import forward, gather, standardised_targets
 
 
 @dataclass

@@ -5,7 +5,7 @@ import torch
 
 from migt_train.errors import MigtError
 from migt_train.training import load_checkpoint
-from training_helpers import make_trainer, one_thread, val_losses  # noqa: F401 (one_thread: autouse fixture)
+from training_helpers import make_trainer, val_losses
 
 
 def test_average_follows_the_ramped_decay(tmp_path):

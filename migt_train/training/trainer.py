@@ -46,7 +46,7 @@ from migt_train.training.sampler import EpochSampler
 from migt_train.training.schedulers import Scheduler
 from migt_train.training.signals import StopSignal, TrainingInterrupted
 from migt_train.training.state import CheckpointFiles, Progress, TrainState, json_plain
-from migt_train.training.step import gather, loss_step
+from migt_train.step import gather, loss_step
 
 log = logging.getLogger(__name__)
 
