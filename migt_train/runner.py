@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
 from migt_train.io import write_json, write_text
-from migt_train.runtime import Runtime, seed_everything
+from migt_train.loggers import NullLogger
+from migt_train.runtime import Runtime, barrier, current_dist, init_distributed, seed_everything
 from migt_train.training.signals import TrainingInterrupted
 
 log = logging.getLogger("migt_train")
@@ -28,6 +29,10 @@ def run(cfg: DictConfig) -> float:
     run_dir = Path(hc.runtime.output_dir)
     in_sweep = hc.mode == RunMode.MULTIRUN
     started = time.time()
+    if in_sweep and current_dist().world_size > 1:
+        print("error: a sweep (-m) under torchrun is not supported: run the sweep's workers as separate "
+              "processes, each training on one device", file=sys.stderr)
+        sys.exit(2)
     try:
         objective = train_and_evaluate(cfg, run_dir)
     except TrainingInterrupted as e:
@@ -66,6 +71,8 @@ def _to_log_file(message: str) -> None:
 
 
 def _status(run_dir: Path, status: str, started: float, message: str | None = None) -> None:
+    if not current_dist().is_main:  # under torchrun rank 0 writes the run's files
+        return
     record = {"status": status, "message": message, "started": started, "seconds": time.time() - started}
     write_json(run_dir / "status.json", record)
 
@@ -79,20 +86,28 @@ def _check_fresh_dir(run_dir: Path, resume: str | None) -> None:
 
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
+    import torch
+
     from migt_train.data import load_market
     from migt_train.evaluation.report import evaluate_run
     from migt_train.training import Trainer, TrainerConfig, load_checkpoint
 
     validate(cfg)
+    t = cfg.trainer
+    # run.py joins torchrun's group before Hydra starts; a caller composing the config itself joins here
+    dist_env = init_distributed(torch.device("cpu") if t.device == "cpu" else None)
     _check_fresh_dir(run_dir, cfg.trainer.resume)
     resolved = resolved_container(cfg)
-    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
-    write_json(run_dir / "status.json", {"status": "running", "started": time.time()})
-    t = cfg.trainer
+    # every rank has checked the directory before rank 0 writes into it
+    barrier()
+    if dist_env.is_main:
+        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+        write_json(run_dir / "status.json", {"status": "running", "started": time.time()})
     runtime = Runtime.create(t.device, t.mixed_precision, t.amp_dtype)
     seed_everything(cfg.seed, runtime.dist.rank)
 
-    log.info("run directory: %s", run_dir)
+    log.info("run directory: %s (%d process%s)", run_dir, runtime.dist.world_size,
+             "es" if runtime.dist.world_size > 1 else "")
     t0 = time.time()
     data = load_market(cfg.data)
     log.info(
@@ -105,7 +120,9 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
     n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("model: %s, %s trainable parameters", type(model).__name__, f"{n_parameters:,}")
 
-    logger = instantiate(cfg.logger, run_dir=run_dir, run_config=resolved, _recursive_=False)
+    # one logger run per job: rank 0's
+    logger = (instantiate(cfg.logger, run_dir=run_dir, run_config=resolved, _recursive_=False)
+              if runtime.is_main else NullLogger())
     trainer_cfg = TrainerConfig.from_mapping({**OmegaConf.to_container(t, resolve=True), "device": str(runtime.device)})
     exit_code = 1
     try:
@@ -124,6 +141,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
             runtime=runtime,
         )
         result = trainer.fit()
+        if not runtime.is_main:  # the test evaluation runs once, on rank 0; the others wait for it
+            barrier()
+            exit_code = 0
+            return float(result.best_val_loss)
         model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt")["model"])
         metrics = evaluate_run(
             run_dir,
@@ -157,4 +178,5 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
         exit_code = 0
     finally:
         logger.finish(exit_code)
+    barrier()  # rank 0 has evaluated (the other ranks wait here; a no-op in one process)
     return float(result.best_val_loss)

@@ -32,7 +32,9 @@ def standardised_targets(model: nn.Module, y: torch.Tensor) -> torch.Tensor:
 
 def loss_step(model: nn.Module, loss_fn: nn.Module, batch: Mapping[str, torch.Tensor],
               precision: Precision) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Forward and the scalar training loss -> (outputs, loss)."""
+    """Forward and the scalar training loss -> (outputs, loss). `model` may be DDP-wrapped: the forward
+    goes through the wrapper (gradient sync), the target scaling is read from the model inside."""
     out = forward(model, batch, precision)
-    loss = loss_fn(out["quantiles_std"], standardised_targets(model, batch["targets"])).loss
+    raw = getattr(model, "module", model)
+    loss = loss_fn(out["quantiles_std"], standardised_targets(raw, batch["targets"])).loss
     return out, loss
