@@ -28,7 +28,8 @@ def infer(model: nn.Module, data: MarketData, rows: torch.Tensor, batch_size: in
     Results stay on the device: one host sync at the end (the loss), none per batch."""
     device = torch.device(device)
     precision = precision or Precision(device.type)
-    rows = torch.as_tensor(rows, dtype=torch.long)
+    rows = torch.as_tensor(rows, dtype=torch.long).cpu()
+    data = data.to(device)  # resident on a GPU (a no-op when it already is, or on the CPU)
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -48,9 +48,29 @@ class MarketData:
     source: str
     oracle: Oracle | None = None
     _steps: torch.Tensor = field(init=False, repr=False)
+    _full: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._steps = torch.arange(self.max_seq_len, dtype=torch.long, device=self.features.device)
+        # host-side: whether row i's window has all max_seq_len bars (no padding), read per batch
+        # without touching the device
+        start = self.window_start.cpu()
+        self._full = torch.arange(len(start)) - start >= self.max_seq_len - 1
+
+    def to(self, device: torch.device | str) -> "MarketData":
+        """The same market with its tensors on `device` (the split indices stay on the host, where the
+        sampler works). The whole market is small (the NQ history is tens of MB), so a GPU keeps it
+        resident and builds every batch by a gather on the device: no host copy per step."""
+        device = torch.device(device)
+        if self.features.device == device:
+            return self
+        moved = {name: getattr(self, name).to(device) for name in
+                 ("features", "bar_in_day", "day_of_week", "day_of_month", "day_of_year", "window_start", "targets")}
+        return replace(self, **moved)
+
+    def full_windows(self, rows: torch.Tensor) -> bool:
+        """Whether every sample in the host tensor `rows` has a full window (no padded bar)."""
+        return bool(self._full[rows].all())
 
     @property
     def n_features(self) -> int:

@@ -125,7 +125,7 @@ class Trainer:
         self.runtime = runtime or Runtime.create(config.device, config.mixed_precision, config.amp_dtype)
         self.device, self.precision = self.runtime.device, self.runtime.precision
         self.is_main = self.runtime.is_main
-        self.data = data
+        self.data = data.to(self.device)  # resident on a GPU: batches are gathered there (step.gather)
         self.run_dir = Path(run_dir)
         self.seed = int(seed)
         self.logger = logger
