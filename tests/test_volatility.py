@@ -128,3 +128,11 @@ def test_constant_mean_and_unseen_bars():
     assert np.all(m.profile[BARS_PER_DAY:] == 1.0)  # never-seen bar slots get the overall level
     q = m.quantiles(m.filter_variance(r, bid), bid, np.array([5_100]), [2], [0.5])
     assert q[0, 0, 0] == pytest.approx(m.mu * m.profile[bid[5_101:5_103]].sum())
+
+
+def test_failed_fit_is_reported_not_raised(series):
+    r, bid, train, m = series
+    bad = GarchTOD.fit(r, bid, train, BARS_PER_DAY, max_iter=1)  # the optimiser stops before converging
+    assert not bad.converged and "fallback" in bad.message
+    assert bad.params()["converged"] is False
+    assert 0 < bad.persistence < 1 and np.isfinite(bad.filter_variance(r, bid)).all()

@@ -98,10 +98,12 @@ class GarchTOD:
         train: slice | np.ndarray,
         bars_per_day: int,
         mean: str = "zero",
+        max_iter: int | None = None,
     ) -> "GarchTOD":
         """Fit on returns[train] only (a slice or an index array of consecutive bars, in order).
 
-        mean: "zero" (mu = 0) or "constant" (mu estimated).
+        mean: "zero" (mu = 0) or "constant" (mu estimated). max_iter: the optimiser's iteration cap
+        (None: arch's default).
         """
         import time
 
@@ -126,7 +128,8 @@ class GarchTOD:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # convergence problems are reported below, not as warnings
                 res = arch_model(e * scale, mean="Zero" if mean == "zero" else "Constant", vol="GARCH",
-                                 p=1, q=1, dist="t", rescale=False).fit(disp="off", show_warning=False)
+                                 p=1, q=1, dist="t", rescale=False).fit(
+                    disp="off", show_warning=False, options=None if max_iter is None else {"maxiter": int(max_iter)})
             p = res.params
             ok = int(res.convergence_flag) == 0 and bool(np.isfinite(p.to_numpy()).all())
             msg = str(res.optimization_result.message)
