@@ -106,8 +106,8 @@ def evaluate_run(
 
     baselines = fit_baselines(data, levels, ewma_halflife)
     preds = {k: b.predict(test) for k, b in baselines.items()}
-    metrics["baselines"] = baseline_metrics(preds, y, levels, names, 
-                                           {k: b.report() for k, b in baselines.items() if hasattr(b, "report")})
+    reports = {k: b.report() for k, b in baselines.items() if hasattr(b, "report")}  # e.g. garch_t_tod's fit
+    metrics["baselines"] = baseline_metrics(preds, y, levels, names, reports)
     metrics["baseline_settings"] = {"ewma_halflife_bars": ewma_halflife, "fitted_on": "train"}
     metrics.update(compare_with_best_baseline(q, y, preds, levels, names, block=max(data.horizons)))
     metrics["oracle"] = None
@@ -135,11 +135,11 @@ def evaluate_run(
     frame = predictions_frame(data, test, q, levels, extra)
     atomic_write(run_dir / "predictions.parquet", lambda p: frame.to_parquet(p, index=False, engine="pyarrow"))
     plots = run_dir / "plots"
-    best = metrics["best_baseline"]
-    plot_calibration(metrics["test"], levels, names, plots / "calibration.png", reference=(best, metrics["baselines"][best]))
+    reference = (metrics["best_baseline"], metrics["baselines"][metrics["best_baseline"]])
+    plot_calibration(metrics["test"], levels, names, plots / "calibration.png", reference=reference)
     if conformal:
         plot_calibration(metrics["test_conformal"], levels, names, plots / "calibration_conformal.png",
-                         title="Test calibration after conformal recalibration (fitted on val)")
+                         title="Test calibration after conformal recalibration (fitted on val)", reference=reference)
     if history_path is not None and Path(history_path).is_file():
         if plot_loss_curves(history_path, plots / "loss_curves.png") is None:
             log.warning("%s holds no epochs; loss curves not plotted", history_path)
