@@ -156,6 +156,7 @@ class Trainer:
         self.state = TrainState(self)
         self.stop = StopSignal()
         self.stop_all = False  # any rank asked to stop (all-reduced with the step flags)
+        self._flag = torch.tensor([0.0, 1.0], device=self.device).unbind()
 
     def _log(self, metrics: dict[str, float], step: int) -> None:
         if self.logger is not None and self.is_main:
@@ -184,7 +185,7 @@ class Trainer:
         norm = total_norm(self.params, self.cfg.gradient_clip_norm, self.device)
         # the one host sync per optimizer step (see module notes); min over ranks: any rank's
         # non-finite loss or stop request counts for all
-        go_on = torch.tensor(0.0 if self.stop.requested else 1.0, device=self.device)
+        go_on = self._flag[0 if self.stop.requested else 1]  # device constants: no host copy per step
         flags = all_reduce(torch.stack([group_ok.float(), torch.isfinite(norm).float(), go_on]), "min")
         loss_ok, grad_ok, go_on_all = (bool(v) for v in flags.tolist())
         self.stop_all = self.stop_all or not go_on_all
