@@ -16,6 +16,7 @@ from migt_train.data.features import FEATURE_NAMES
 from migt_train.data.synthetic import SyntheticConfig
 from migt_train.errors import MigtError
 from migt_train.evaluation.settings import EvaluationConfig
+from migt_train.sweep.ranges import RESOLVERS as SWEEP_RANGE_RESOLVERS
 from migt_train.training.trainer import TrainerConfig, validate_trainer_config
 
 # One id per process: Hydra resolves run/sweep dirs more than once, and every resolution must agree.
@@ -36,6 +37,7 @@ def register_resolvers() -> None:
         "migt.bars_per_day": lambda bar_minutes: 24 * 60 // int(bar_minutes),
         "migt.run_id": lambda: RUN_ID,
         "migt.sqlite_url": _sqlite_url,
+        **SWEEP_RANGE_RESOLVERS,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):
