@@ -164,3 +164,26 @@ def test_search_ranges_follow_the_experiment_schedule(experiment: str, warmup: i
     assert t_0 <= t.max_epochs
     if t.limit_train_batches is not None:  # at most a quarter of the run's optimizer steps
         assert warmup <= t.max_epochs * t.limit_train_batches // t.gradient_accumulation_steps // 4
+
+
+def test_joblib_launcher_runs_a_parallel_batch(tmp_path: Path) -> None:
+    # one sweep process, a batch of two trials run at once by two joblib (loky) worker processes
+    run_sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
+              "hydra.sweeper.n_trials=2")
+    study = optuna.load_study(study_name="migt_smoke", storage=f"sqlite:///{tmp_path}/outputs/optuna.db")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    (sweep,) = (tmp_path / "outputs" / "multiruns").iterdir()
+    assert sorted(job_dirs(sweep)) == ["0", "1"]
+    check_jobs(study, sweep)
+
+
+def test_slurm_launcher_config_composes_one_task_per_gpu() -> None:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["hparams_search=optuna", "experiment=nq_full",
+                                           "hydra/launcher=slurm_gpu", "hydra.sweeper.n_jobs=4",
+                                           "hydra.launcher.gpus_per_node=2"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher.gpus_per_node == 2 and launcher.tasks_per_node == 2
+    assert launcher.array_parallelism == 4 and launcher.max_num_timeout == 0
+    assert cfg.hydra.sweeper._target_.startswith("hydra_plugins.migt_optuna_sweeper.")
