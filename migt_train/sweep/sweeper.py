@@ -57,9 +57,11 @@ class _FailNonFinite:
 
     def __init__(self, launcher: Launcher) -> None:
         self._launcher = launcher
+        self.launched = 0  # jobs that came back, over all batches of this sweep
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         returns = self._launcher.launch(job_overrides, initial_job_idx)
+        self.launched += len(returns)
         for ret in returns:
             if ret.status == JobStatus.COMPLETED and not _finite(ret.return_value):
                 job_dir = ret.hydra_cfg.hydra.runtime.output_dir if ret.hydra_cfg is not None else "?"
@@ -77,7 +79,8 @@ class MigtOptunaSweeperImpl(OptunaSweeperImpl):
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self.launcher = _FailNonFinite(self.launcher)  # type: ignore[assignment]
+        self._jobs = _FailNonFinite(self.launcher)
+        self.launcher = self._jobs  # type: ignore[assignment]
         self._sweep_path = Path(str(config.hydra.sweep.dir)).absolute()
         from migt_train.config import RUN_ID
 
@@ -95,8 +98,11 @@ class MigtOptunaSweeperImpl(OptunaSweeperImpl):
         try:
             super().sweep(arguments)
         except ValueError:
-            # the plugin reads study.best_trial at the end, which raises when no trial completed
-            if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            # after its last batch the plugin reads study.best_trial, which raises when no trial
+            # of the study has completed; any other ValueError is not ours to hide
+            if self._jobs.launched < self.n_trials or study.get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE,)
+            ):
                 raise
             log.error(
                 "no trial of study %s has completed yet: every trial failed (see the FAIL trials' "
