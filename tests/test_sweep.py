@@ -187,3 +187,31 @@ def test_slurm_launcher_config_composes_one_task_per_gpu() -> None:
     assert launcher.gpus_per_node == 2 and launcher.tasks_per_node == 2
     assert launcher.array_parallelism == 4 and launcher.max_num_timeout == 0
     assert cfg.hydra.sweeper._target_.startswith("hydra_plugins.migt_optuna_sweeper.")
+
+
+def _drop_connections(url: str) -> None:
+    """What a server restart or an idle-connection timeout does to a worker's pooled connections."""
+    import psycopg2
+
+    admin = psycopg2.connect(url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    admin.close()
+
+
+def test_storage_connections_survive_being_dropped(postgres_url: str) -> None:  # noqa: F811
+    from optuna.exceptions import StorageInternalError
+
+    from migt_train.sweep.storage import open_storage
+
+    pinged = optuna.create_study(study_name="ping", storage=open_storage(postgres_url), load_if_exists=True)
+    plain = optuna.create_study(study_name="ping", storage=postgres_url, load_if_exists=True)
+    pinged.ask()
+    plain.ask()
+    _drop_connections(postgres_url)
+    pinged.ask()  # the ping finds the dead connection and opens a new one
+    with pytest.raises(StorageInternalError, match="commit") as failure:  # without the ping it fails
+        plain.ask()
+    assert "server closed the connection" in str(failure.value.__cause__)
