@@ -177,6 +177,18 @@ def test_joblib_launcher_runs_a_parallel_batch(tmp_path: Path) -> None:
     check_jobs(study, sweep)
 
 
+def test_submitit_launcher_runs_trials_in_their_own_processes(tmp_path: Path) -> None:
+    # submitit's local executor: the SLURM launcher's code path (pickled launcher, job run in a
+    # fresh process from the per-trial overrides) without a cluster
+    sweep_dir = tmp_path / "sweep"
+    run_sweep(tmp_path, "hydra/launcher=submitit_local", "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2",
+              f"hydra.sweep.dir={sweep_dir}")
+    study = optuna.load_study(study_name="migt_smoke", storage=f"sqlite:///{tmp_path}/outputs/optuna.db")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert sorted(job_dirs(sweep_dir)) == ["0", "1"]
+    check_jobs(study, sweep_dir)
+
+
 def test_slurm_launcher_config_composes_one_task_per_gpu() -> None:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["hparams_search=optuna", "experiment=nq_full",
