@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -22,7 +23,7 @@ from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
 
 import migt_train.config  # noqa: F401  (registers the ${migt.*} resolvers)
-from migt_train.sweep.trials import OWNER_ATTR
+from migt_train.sweep.trials import HEARTBEAT_ATTR, OWNER_ATTR
 from postgres_fixture import postgres_url  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,24 +130,49 @@ def test_trial_left_running_by_a_dead_worker_is_failed_at_next_launch(tmp_path: 
     study = optuna.create_study(study_name="migt_smoke", storage=storage)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
-    dead_pid = int(dead.stdout)
-    host = socket.gethostname()
-    # trial 0: its worker died mid-run (its job dir says running); trial 1: its worker is alive
-    for pid in (dead_pid, os.getpid()):
+    here, now = socket.gethostname(), time.time()
+    owners = [
+        (here, int(dead.stdout), None),  # 0: its worker on this host died mid-run
+        (here, os.getpid(), None),  # 1: its worker on this host is alive
+        ("another-host", 1, now - 3600),  # 2: a worker elsewhere, silent for an hour
+        ("another-host", 1, now),  # 3: a worker elsewhere that beat just now
+    ]
+    for host, pid, heartbeat in owners:
         trial = study.ask()
         job = sweep_dir / str(trial.number)
         job.mkdir(parents=True)
         (job / "status.json").write_text(json.dumps({"status": "running", "started": 0.0}))
         trial.set_system_attr(OWNER_ATTR, {"host": host, "pid": pid, "start": None, "job_dir": str(job)})
+        if heartbeat is not None:
+            trial.set_system_attr(HEARTBEAT_ATTR, heartbeat)
 
     run_sweep(tmp_path, f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.n_trials=1")
 
     study = optuna.load_study(study_name="migt_smoke", storage=storage)
-    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.COMPLETE]
-    stale = json.loads((sweep_dir / "0" / "status.json").read_text())
-    assert stale["status"] == "failed" and str(dead_pid) in stale["message"] and stale["trial_number"] == 0
-    assert json.loads((sweep_dir / "1" / "status.json").read_text())["status"] == "running"
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.FAIL,
+                                               TrialState.RUNNING, TrialState.COMPLETE]
+    for number, pid in ((0, dead.stdout.strip()), (2, "another-host:1")):
+        stale = json.loads((sweep_dir / str(number) / "status.json").read_text())
+        assert stale["status"] == "failed" and pid in stale["message"] and stale["trial_number"] == number
+    for number in (1, 3):
+        assert json.loads((sweep_dir / str(number) / "status.json").read_text())["status"] == "running"
+    # the new trial carried a heartbeat while it ran
+    assert study.trials[4].system_attrs[HEARTBEAT_ATTR] >= now
     check_jobs(study, sweep_dir)
+
+
+def test_heartbeat_is_refreshed_while_a_batch_runs(tmp_path: Path) -> None:
+    from migt_train.sweep.sweeper import _Heartbeat
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/optuna.db")
+    trials = [study.ask(), study.ask()]
+    with _Heartbeat(trials, interval_s=0.05):
+        first = [study.trials[i].system_attrs[HEARTBEAT_ATTR] for i in (0, 1)]
+        time.sleep(0.5)
+    last = [study.trials[i].system_attrs[HEARTBEAT_ATTR] for i in (0, 1)]
+    assert all(b > a for a, b in zip(first, last))
+    time.sleep(0.2)  # stopped on exit: no beat after the batch
+    assert [study.trials[i].system_attrs[HEARTBEAT_ATTR] for i in (0, 1)] == last
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -27,6 +29,8 @@ from optuna.trial import Trial, TrialState
 
 from migt_train.sweep.storage import open_storage
 from migt_train.sweep.trials import (
+    HEARTBEAT_ATTR,
+    HEARTBEAT_INTERVAL_S,
     OWNER_ATTR,
     TRIAL_NUMBER_ENV,
     claim_job_dir,
@@ -47,8 +51,40 @@ def _finite(value: Any) -> bool:
         return True  # not a number at all: the optuna sweeper reports that itself
 
 
-class _FailNonFinite:
-    """Launcher wrapper: a job that returned a non-finite objective becomes a failed job.
+def _beat(trials: Sequence[Trial]) -> None:
+    for trial in trials:
+        trial.set_system_attr(HEARTBEAT_ATTR, time.time())
+
+
+class _Heartbeat:
+    """Refresh the running batch's heartbeats from a daemon thread while its jobs run."""
+
+    def __init__(self, trials: Sequence[Trial], interval_s: float = HEARTBEAT_INTERVAL_S) -> None:
+        self._trials = list(trials)
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="migt-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                _beat(self._trials)
+            except Exception:  # a database hiccup must not end the trial; the next beat retries
+                log.warning("heartbeat of trials %s not recorded", [t.number for t in self._trials],
+                            exc_info=True)
+
+    def __enter__(self) -> "_Heartbeat":
+        _beat(self._trials)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _TrialJobs:
+    """Launcher wrapper: heartbeats while a batch runs; a non-finite objective fails the job.
 
     The optuna sweeper tells Optuna COMPLETE with whatever a completed job returned, and FAIL
     when reading a failed job's return value raises; run.py returns inf for a failed run so that
@@ -57,10 +93,12 @@ class _FailNonFinite:
 
     def __init__(self, launcher: Launcher) -> None:
         self._launcher = launcher
+        self.batch: list[Trial] = []  # the trials of the batch about to be launched
         self.launched = 0  # jobs that came back, over all batches of this sweep
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        returns = self._launcher.launch(job_overrides, initial_job_idx)
+        with _Heartbeat(self.batch):
+            returns = self._launcher.launch(job_overrides, initial_job_idx)
         self.launched += len(returns)
         for ret in returns:
             if ret.status == JobStatus.COMPLETED and not _finite(ret.return_value):
@@ -79,7 +117,7 @@ class MigtOptunaSweeperImpl(OptunaSweeperImpl):
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
-        self._jobs = _FailNonFinite(self.launcher)
+        self._jobs = _TrialJobs(self.launcher)
         self.launcher = self._jobs  # type: ignore[assignment]
         self._sweep_path = Path(str(config.hydra.sweep.dir)).absolute()
         from migt_train.config import RUN_ID
@@ -116,6 +154,7 @@ class MigtOptunaSweeperImpl(OptunaSweeperImpl):
         fixed_params: Dict[str, Any],
     ) -> Sequence[Sequence[str]]:
         overrides = super()._configure_trials(trials, search_space_distributions, fixed_params)
+        self._jobs.batch = list(trials)
         out = []
         for trial, trial_overrides in zip(trials, overrides):
             subdir = claim_job_dir(self._sweep_path, trial.number, self._launch_id)
@@ -129,25 +168,31 @@ class MigtOptunaSweeperImpl(OptunaSweeperImpl):
 
 
 def fail_stale_trials(study: optuna.Study) -> list[int]:
-    """Mark FAIL the RUNNING trials whose sweep process (on this host) is gone; their numbers.
+    """Mark FAIL the RUNNING trials whose sweep process is gone; returns their numbers.
 
     Optuna 2.10's heartbeat only covers `study.optimize`, not the sweeper's ask/tell loop, so
-    each trial carries its owner (host, pid, process start time, job dir) instead.
+    each trial carries its owner (host, pid, process start time, job dir) and a heartbeat of its
+    own instead (trials.owner_is_dead).
     """
     failed = []
     me = this_process()
+    now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.system_attrs.get(OWNER_ATTR)
-        if not owner or not owner_is_dead(owner):
+        if not owner or not owner_is_dead(owner, trial.system_attrs.get(HEARTBEAT_ATTR), now):
             continue
         try:
             study.tell(trial.number, state=TrialState.FAIL)
         except RuntimeError:  # finished meanwhile, e.g. by another worker's launch
             continue
         failed.append(trial.number)
+        heartbeat = trial.system_attrs.get(HEARTBEAT_ATTR)
+        how = "" if owner["host"] == me["host"] or heartbeat is None else (
+            f" (no heartbeat for {now - float(heartbeat):.0f} s)"
+        )
         message = (
             f"the sweep process {owner['host']}:{owner['pid']} stopped while trial {trial.number} "
-            f"ran; marked FAIL by the launch of {me['host']}:{me['pid']}"
+            f"ran{how}; marked FAIL by the launch of {me['host']}:{me['pid']}"
         )
         log.warning("%s (job dir %s)", message, owner.get("job_dir"))
         if owner.get("job_dir"):

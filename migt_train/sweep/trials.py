@@ -19,6 +19,12 @@ from migt_train.io import write_json
 TRIAL_NUMBER_ENV = "MIGT_OPTUNA_TRIAL_NUMBER"
 # Trial system attribute naming the sweep process that asked for the trial and its job dir.
 OWNER_ATTR = "migt_owner"
+# Trial system attribute the owning sweep process refreshes (unix time) while the trial runs.
+HEARTBEAT_ATTR = "migt_heartbeat"
+HEARTBEAT_INTERVAL_S = 60.0
+# A trial of another host whose heartbeat is this old is stale: ten missed beats, far above
+# the clock differences of NTP-synchronised hosts.
+HEARTBEAT_GRACE_S = 600.0
 
 
 def trial_number_of_job(hydra_cfg: Any) -> int | None:
@@ -62,14 +68,15 @@ def owner_record(job_dir: Path) -> dict[str, Any]:
     return {**this_process(), "job_dir": str(job_dir)}
 
 
-def owner_is_dead(owner: Mapping[str, Any]) -> bool:
-    """True only when the owner ran on this host and its process is gone (or its pid reused).
+def owner_is_dead(owner: Mapping[str, Any], heartbeat: float | None, now: float) -> bool:
+    """Whether the sweep process that owns a RUNNING trial is gone.
 
-    A process on another host cannot be checked from here: its trials are left to a launch on
-    that host.
+    On this host the process table says so exactly (a reused pid is told apart by its start
+    time). A process on another host is judged by the trial's heartbeat, which its sweep process
+    refreshes every HEARTBEAT_INTERVAL_S while the trial runs.
     """
     if owner.get("host") != socket.gethostname():
-        return False
+        return heartbeat is not None and now - float(heartbeat) > HEARTBEAT_GRACE_S
     pid = int(owner["pid"])
     try:
         os.kill(pid, 0)
