@@ -27,6 +27,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from optuna.distributions import BaseDistribution
 from optuna.trial import Trial, TrialState
 
+from migt_train.config import RUN_ID
 from migt_train.sweep.storage import open_storage
 from migt_train.sweep.trials import (
     HEARTBEAT_ATTR,
@@ -120,9 +121,7 @@ class MigtOptunaSweeperImpl(OptunaSweeperImpl):
         self._jobs = _TrialJobs(self.launcher)
         self.launcher = self._jobs  # type: ignore[assignment]
         self._sweep_path = Path(str(config.hydra.sweep.dir)).absolute()
-        from migt_train.config import RUN_ID
-
-        self._launch_id = RUN_ID
+        self._launch_id = RUN_ID  # the sweep dir's own id: a fallback job dir name per launch
 
     def _study(self) -> optuna.Study:
         return optuna.create_study(
