@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sys
@@ -19,8 +20,13 @@ from migt_train.io import write_json, write_text
 from migt_train.loggers import NullLogger
 from migt_train.runtime import Runtime, barrier, current_dist, init_distributed, seed_everything
 from migt_train.training.signals import TrainingInterrupted
+from migt_train.sweep.trials import trial_number_of_job
 
 log = logging.getLogger("migt_train")
+
+
+class RunDirTaken(MigtError):
+    """The run dir already holds another run: its files, status.json included, stay untouched."""
 
 
 def run(cfg: DictConfig) -> float:
@@ -28,20 +34,23 @@ def run(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     in_sweep = hc.mode == RunMode.MULTIRUN
+    trial = trial_number_of_job(hc)
     started = time.time()
     if in_sweep and current_dist().world_size > 1:
         print("error: a sweep (-m) under torchrun is not supported: run the sweep's workers as separate "
               "processes, each training on one device", file=sys.stderr)
         sys.exit(2)
+    _status = functools.partial(_write_status, trial_number=trial)
     try:
-        objective = train_and_evaluate(cfg, run_dir)
+        objective = train_and_evaluate(cfg, run_dir, trial)
     except TrainingInterrupted as e:
         # a stop requested by the user ends a sweep too, with the run left resumable
         _status(run_dir, "interrupted", started, str(e))
         print(f"interrupted: {e}", file=sys.stderr)
         sys.exit(128 + e.signum)
     except MigtError as e:
-        _status(run_dir, "failed", started, str(e))
+        if not isinstance(e, RunDirTaken):
+            _status(run_dir, "failed", started, str(e))
         if in_sweep:
             log.error("error: %s", e)
             return math.inf
@@ -70,22 +79,26 @@ def _to_log_file(message: str) -> None:
             handler.handle(record)
 
 
-def _status(run_dir: Path, status: str, started: float, message: str | None = None) -> None:
+def _write_status(
+    run_dir: Path, status: str, started: float, message: str | None = None, trial_number: int | None = None
+) -> None:
     if not current_dist().is_main:  # under torchrun rank 0 writes the run's files
         return
     record = {"status": status, "message": message, "started": started, "seconds": time.time() - started}
+    if trial_number is not None:
+        record["trial_number"] = trial_number
     write_json(run_dir / "status.json", record)
 
 
 def _check_fresh_dir(run_dir: Path, resume: str | None) -> None:
     if resume is None and ((run_dir / "history.json").exists() or (run_dir / "checkpoints").exists()):
-        raise MigtError(
+        raise RunDirTaken(
             f"{run_dir} already holds a run; pass trainer.resume=auto to continue it "
             "or choose another hydra.run.dir"
         )
 
 
-def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, trial_number: int | None = None) -> float:
     import torch
 
     from migt_train.data import load_market
@@ -102,7 +115,9 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
     barrier()
     if dist_env.is_main:
         write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
-        write_json(run_dir / "status.json", {"status": "running", "started": time.time()})
+        running = {"status": "running", "started": time.time()}
+        write_json(run_dir / "status.json",
+                   running if trial_number is None else {**running, "trial_number": trial_number})
     runtime = Runtime.create(t.device, t.mixed_precision, t.amp_dtype)
     seed_everything(cfg.seed, runtime.dist.rank)
 
@@ -159,6 +174,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
                 "nonfinite_steps": result.nonfinite_steps,
                 "n_parameters": n_parameters,
                 "world_size": runtime.dist.world_size,
+                "trial_number": trial_number,  # Optuna trial of a sweep job, null otherwise
             },
             history_path=run_dir / "history.json",
             batch_size=cfg.evaluation.batch_size,
