@@ -100,6 +100,11 @@ def seed_everything(seed: int, rank: int = 0) -> None:
     torch.manual_seed(seed)
 
 
+def _native_bf16() -> bool:
+    """bfloat16 in hardware (compute capability 8.0+), not emulated."""
+    return torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
+
+
 @dataclass(frozen=True)
 class Precision:
     """Mixed precision: autocast acts on CUDA only; float16 needs loss scaling, bfloat16 does not
@@ -114,8 +119,7 @@ class Precision:
         """amp_dtype 'auto' = bfloat16 where the GPU supports it (Ampere and later: no loss scaling,
         no overflow), else float16."""
         if amp_dtype == "auto":
-            bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
-            amp_dtype = "bfloat16" if bf16 else "float16"
+            amp_dtype = "bfloat16" if device.type == "cuda" and _native_bf16() else "float16"
         dtype = torch.bfloat16 if amp_dtype == "bfloat16" else torch.float16
         return cls(device.type, bool(mixed_precision) and device.type == "cuda", dtype)
 
