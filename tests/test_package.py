@@ -30,4 +30,4 @@ def test_compose_after_import_migt_train_instantiates_the_model():
                        cwd=ROOT, timeout=300)
     assert p.returncode == 0, p.stderr
     name, n_params, n_variables = p.stdout.split()
-    assert name == "MIGTTVDT" and int(n_params) == 168_880 and int(n_variables) == 24
+    assert name == "MIGTTVDT" and int(n_params) == 168_832 and int(n_variables) == 24
