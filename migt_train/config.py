@@ -64,6 +64,10 @@ class DataSchema:
     horizons: List[int] = field(default_factory=lambda: [3, 6, 12, 24, 48])
     session_tz: str = "America/New_York"
     session_start: str = "18:00"
+    session_end: Optional[str] = None
+    timezone: str = "UTC"
+    timestamp_label: str = "start"
+    symbol: Optional[str] = None
     sort: bool = False
     cache_dir: Optional[str] = None
     split: SplitSchema = field(default_factory=SplitSchema)
