@@ -150,6 +150,28 @@ def test_duplicate_with_venues_hints_symbol(tmp_path):
         read_ohlcv(path)
 
 
+def test_dbn_file_equals_csv(tmp_path):
+    databento_dbn = pytest.importorskip("databento_dbn")
+    minute = generate(SyntheticConfig(seed=5, n_days=3), 1, "America/New_York", 18 * 60)[OHLCV]
+    ts = minute["timestamp"].astype("int64").to_numpy()
+    px = {c: (np.round(minute[c].to_numpy() * 4) / 4 * 1e9).astype(np.int64) for c in ("open", "high", "low", "close")}
+    vol = minute["volume"].to_numpy().astype(np.int64)
+    meta = databento_dbn.Metadata(dataset="GLBX.MDP3", schema=databento_dbn.Schema.OHLCV_1M, start=int(ts[0]),
+                                  stype_in=databento_dbn.SType.RAW_SYMBOL, stype_out=databento_dbn.SType.INSTRUMENT_ID,
+                                  end=int(ts[-1]), symbols=["NQH4"], partial=[], not_found=[], mappings=[])
+    buf = bytearray(meta.encode())
+    for i in range(len(ts)):  # building a test file record by record
+        buf += bytes(databento_dbn.OHLCVMsg(0x21, 1, 101, int(ts[i]), int(px["open"][i]), int(px["high"][i]),
+                                            int(px["low"][i]), int(px["close"][i]), int(vol[i])))
+    dbn = tmp_path / "nq.ohlcv-1m.dbn"
+    dbn.write_bytes(bytes(buf))
+    csv = pd.DataFrame({"ts_event": ts, "rtype": 33, "publisher_id": 1, "instrument_id": 101, **px, "volume": vol})
+    a = build.file_bars(dbn, build._settings(_cfg(dbn)))
+    b = build.file_bars(write_bars(csv, tmp_path / "nq.csv"), build._settings(_cfg(tmp_path / "nq.csv")))
+    pd.testing.assert_frame_equal(a[0], b[0])
+    assert len(a[0]) == len(minute) // 5
+
+
 # ---- aggregation and timestamps ---------------------------------------------------------------------------
 
 def test_minute_bars_equal_preaggregated(tmp_path, minute_bars):

@@ -3,6 +3,7 @@ column conventions of its CSV/parquet exports (ts_event, rtype, fixed-point pric
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,9 @@ def read_dbn(path: Path) -> pd.DataFrame:
         schema = str(store.schema) if store.schema is not None else ""
         if schema and not schema.startswith("ohlcv"):
             raise MigtError(f"{path}: DBN schema {schema!r}; an OHLCV schema (ohlcv-1s/1m/1h/1d) is needed")
-        df = store.to_df(price_type="float", pretty_ts=False, map_symbols=True)
+        with warnings.catch_warnings():  # the package's own pandas deprecations are not the user's concern
+            warnings.filterwarnings("ignore", module=r"databento\b.*")
+            df = store.to_df(price_type="float", pretty_ts=False, map_symbols=True)
     except MigtError:
         raise
     except Exception as exc:

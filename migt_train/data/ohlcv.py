@@ -155,7 +155,8 @@ def read_ohlcv(path: str | Path, sort: bool = False, timezone: str = "UTC") -> p
     df = apply_conventions(df, lower, path)
     ts = _parse_timestamps(df[time_col], timezone, path)
     values = {c: _numeric(df, lower[c], c, path) for c in COLUMNS[1:]}
-    contract_col = next((lower[c] for c in CONTRACT_COLUMNS if c in lower), None)
+    # Databento leaves `symbol` empty when the file has no symbol mappings: then instrument_id names them
+    contract_col = next((lower[c] for c in CONTRACT_COLUMNS if c in lower and df[lower[c]].notna().any()), None)
     contract = None if contract_col is None else df[contract_col].astype("string").fillna("").to_numpy(object)
 
     problems: list[str] = []
