@@ -219,6 +219,15 @@ def test_regular_hours_session(tmp_path, minute_bars):
     assert int(data.bar_in_day.min()) == 0 and int(data.bar_in_day.max()) == 77
 
 
+def test_24h_session_clock(tmp_path):
+    """FX / crypto: a UTC day from 00:00; bar_in_day is the UTC bar of the day, the trading day the UTC date."""
+    bars = small_bars(n_days=10)
+    data = load_market(_cfg(write_bars(bars, tmp_path / "fx.csv"), session_tz="UTC", session_start="00:00"))
+    ts = pd.DatetimeIndex(data.timestamps)
+    assert (data.bar_in_day.numpy() == (ts.hour * 60 + ts.minute) // 5).all()
+    assert (data.day_of_week.numpy() == ts.day_of_week).all() and (data.day_of_year.numpy() == ts.day_of_year).all()
+
+
 def test_cache_keyed_by_bar_size(tmp_path, minute_bars, monkeypatch):
     path = write_bars(minute_bars, tmp_path / "one.parquet")
     five = load_market(_cfg(path, cache_dir=str(tmp_path / "c")))
