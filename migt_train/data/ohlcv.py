@@ -206,9 +206,10 @@ def _order_problems(ts_ns: np.ndarray, ts: pd.Series, contract: np.ndarray | Non
     out: list[str] = []
     if dup.any():
         hint = ""
-        extra = [c for c in ("publisher_id", "instrument_id") if c in lower]
-        if contract is not None and extra:
-            hint = f"; the file has {', '.join(extra)} columns: one contract from several venues or ids? pick one with data.symbol"
+        if contract is not None:
+            named = [c for c in ("symbol", "instrument_id", "publisher_id") if c in lower]
+            hint = (f"; the file has {', '.join(named)} columns: several contracts, venues or ids at one time? "
+                    "pick one contract with data.symbol, and export one publisher per contract")
         out.append(f"duplicate timestamps ({_rows(dup, ts)}){hint}")
     t = key["t"].to_numpy()
     if contract is None:
