@@ -152,8 +152,11 @@ def file_digest(path: Path) -> str:
 def file_bars(path: Path, s: _Settings) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """The file -> bars of s.bar_minutes (timestamp = bar start, UTC), their segment ids (a new one after
     each contract roll) and the roll record."""
-    source = str(path)
-    raw = read_ohlcv(path, sort=s.sort, timezone=s.timezone)
+    return series_bars(read_ohlcv(path, sort=s.sort, timezone=s.timezone), s, str(path))
+
+
+def series_bars(raw: pd.DataFrame, s: _Settings, source: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """read_ohlcv's table -> file_bars' result."""
     series = continuous_series(raw, s.symbol, s.tz, s.session_start, source)
     bars, spacing = to_bar_starts(series.bars, series.segment, s.timestamp_label)
     segment = series.segment

@@ -142,7 +142,14 @@ def read_ohlcv(path: str | Path, sort: bool = False, timezone: str = "UTC") -> p
     strictly increasing (the rows of several contracts stay in file order). Rows are numbered from 0 after
     the header in messages."""
     path = Path(path).expanduser()
-    df = _read_table(path)
+    return parse_ohlcv(_read_table(path), path, sort=sort, timezone=timezone)
+
+
+def parse_ohlcv(df: pd.DataFrame, path: str | Path, sort: bool = False, timezone: str = "UTC") -> pd.DataFrame:
+    """read_ohlcv for a table already in memory (`path` names it in messages)."""
+    path = Path(path)
+    if isinstance(df.index, pd.DatetimeIndex) or str(df.index.name or "").lower() in TIME_COLUMNS:
+        df = df.reset_index()
     lower = {str(c).strip().lower(): c for c in df.columns}
     if len(lower) < len(df.columns):
         raise MigtError(f"{path}: column names clash when case is ignored: {list(df.columns)}")
