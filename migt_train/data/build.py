@@ -84,7 +84,7 @@ class _Settings:
     cache_dir: Path
 
 
-def _settings(cfg: Any) -> _Settings:
+def _settings(cfg: Any, need_path: bool = True) -> _Settings:
     """The data config's values, checked: one MigtError naming the first bad key."""
 
     def bad(key: str, rule: str, value: Any) -> MigtError:
@@ -96,7 +96,7 @@ def _settings(cfg: Any) -> _Settings:
     source = str(_get(cfg, "source", "synthetic"))
     if source not in ("synthetic", "ohlcv"):
         raise bad("source", "must be synthetic or ohlcv", source)
-    if source == "ohlcv" and not _get(cfg, "path"):
+    if source == "ohlcv" and need_path and not _get(cfg, "path"):
         raise bad("path", "data=ohlcv needs the path of a parquet or CSV file", _get(cfg, "path"))
     bar_minutes, max_seq_len = _get(cfg, "bar_minutes", 5), _get(cfg, "max_seq_len", 288)
     if not positive_int(bar_minutes) or 1440 % bar_minutes:
@@ -207,10 +207,14 @@ def _processed(s: _Settings, identity: dict, load_bars) -> tuple[pd.DataFrame, d
     return frame, record
 
 
-def check_data_config(cfg: Any) -> None:
-    """Raise MigtError naming the first bad `data.*` value, without reading or generating any data."""
+def check_data_config(cfg: Any, training: bool = True) -> None:
+    """Raise MigtError naming the first bad `data.*` value, without reading or generating any data.
+    `training`: the config trains a model, so it needs disjoint splits (not `data.split.by=all`)."""
     _settings(cfg)
     split = _get(cfg, "split")
+    if training and str(_get(split, "by", "fraction")) == "all":
+        raise MigtError("config key 'data.split.by': all is for scoring a trained run on another file "
+                        "(python -m migt_train.evaluate); training needs fraction or date")
     check_split_config(str(_get(split, "by", "fraction")), _get(split, "val_fraction", 0.15),
                        _get(split, "test_fraction", 0.15), _get(split, "val_start"), _get(split, "test_start"))
     if str(_get(cfg, "source", "synthetic")) == "synthetic":
@@ -297,6 +301,7 @@ def load_market(cfg: Any) -> MarketData:
         source=s.source,
         oracle=oracle,
         rolls=rolls,
+        close=frame["_close"].to_numpy(np.float64),
     )
 
 

@@ -49,6 +49,7 @@ class MarketData:
     oracle: Oracle | None = None
     # contracts and rolls of a file (rolls.json); None for the synthetic market
     rolls: dict[str, Any] | None = None
+    close: np.ndarray | None = None  # (N,) float64 close price of each row, for forecasts in price units
     _steps: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
