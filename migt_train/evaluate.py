@@ -85,8 +85,9 @@ def _new_eval_dir(run_dir: Path) -> Path:
     raise MigtError(f"{run_dir / 'evaluations'}: cannot create a fresh evaluation directory")
 
 
-def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
-    """Library form of the CLI: returns (evaluation dir, metrics)."""
+def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, dict, Path, list[float]]:
+    """A run directory -> (its config with the overrides applied and resolved, best.pt's contents, best.pt's
+    path, quantile levels). Shared by the evaluate and predict CLIs and `load_run`."""
     run_dir = Path(run_dir)
     parsed = _parse_overrides(overrides)
     if not run_dir.is_dir():
@@ -95,13 +96,10 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     if not ckpt_path.is_file():
         raise MigtError(f"{ckpt_path}: checkpoint not found (the run has not finished a validation epoch?)")
 
-    import torch
-    from hydra.utils import instantiate
     from omegaconf import DictConfig, OmegaConf
 
-    from migt_train.evaluation.evaluate import evaluate_run
+    import migt_train.config  # noqa: F401  (resolvers used by config.yaml)
     from migt_train.training.checkpoint import read_checkpoint
-    from migt_train.io import write_text
 
     ckpt = read_checkpoint(ckpt_path)
     if "model" not in ckpt:
@@ -114,19 +112,36 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
         raise MigtError(f"{cfg_path}: cannot read config ({e})".replace("\n", " ")) from None
     if not isinstance(cfg, DictConfig) or "model" not in cfg or "data" not in cfg:
         raise MigtError(f"{cfg_path}: config without model/data sections (and none in best.pt)")
+    own_source = (cfg.data.get("source"), cfg.data.get("path"))
     cfg = _apply_overrides(cfg, parsed)
     try:
         OmegaConf.resolve(cfg)
     except Exception as e:
         raise MigtError(f"{cfg_path}: {e}".replace("\n", " ")) from None
+    # another file than the run's own: score all of it (after warm-up), unless a split was asked for
+    if (cfg.data.get("source"), cfg.data.get("path")) != own_source and not any(k.lstrip("+").startswith("data.split") for k, _ in parsed):
+        OmegaConf.update(cfg, "data.split.by", "all", force_add=True)
+    return cfg, ckpt, ckpt_path, _levels(cfg)
+
+
+def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
+    """Library form of the CLI: returns (evaluation dir, metrics)."""
+    run_dir = Path(run_dir)
+    cfg, ckpt, ckpt_path, levels = load_run_config(run_dir, overrides)
+
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
     from dataclasses import asdict
+
+    from migt_train.evaluation.evaluate import evaluate_run
+    from migt_train.io import write_text
 
     from migt_train.evaluation.settings import EvaluationConfig
     from migt_train.training.distributed import resolve_device
 
     ev = {**asdict(EvaluationConfig()), **OmegaConf.to_container(cfg.get("evaluation") or OmegaConf.create({}))}
-    levels = _levels(cfg)
     device = resolve_device(ev["device"], key="evaluation.device")
 
     from migt_train.data import load_market

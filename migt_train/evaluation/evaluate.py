@@ -105,7 +105,10 @@ def evaluate_run(
 
     baselines = fit_baselines(data, levels, ewma_halflife)
     metrics["baselines"] = {k: quantile_metrics(b.predict(test), y, levels, names) for k, b in baselines.items()}
-    metrics["baseline_settings"] = {"ewma_halflife_bars": ewma_halflife, "fitted_on": "train"}
+    # data.split.by=all (another file scored whole) has no training split of its own
+    in_sample = torch.equal(data.splits["train"].cpu(), test)
+    metrics["baseline_settings"] = {"ewma_halflife_bars": ewma_halflife,
+                                    "fitted_on": "test (in-sample: data.split.by=all)" if in_sample else "train"}
     metrics["oracle"] = None
     if data.oracle is not None:
         q_or = torch.as_tensor(np.asarray(data.oracle.quantiles(test.numpy(), levels)), dtype=torch.float64)
