@@ -272,6 +272,17 @@ def test_minimum_size_is_stated(tmp_path):
         load_market(_cfg(write_bars(small_bars(n_days=2).head(300), tmp_path / "short.csv")))
 
 
+def test_split_all_is_for_scoring_only():
+    from migt_train.data.build import check_data_config
+
+    cfg = data_cfg(split={"by": "all"})
+    with pytest.raises(MigtError, match=r"data.split.by': all is for scoring a trained run"):
+        check_data_config(cfg)
+    check_data_config(cfg, training=False)
+    data = load_market(cfg)
+    assert torch.equal(data.splits["train"], data.splits["test"]) and len(data.splits["test"]) > 0
+
+
 def test_bad_new_keys():
     with pytest.raises(MigtError, match="data.timestamp_label"):
         load_market(data_cfg(timestamp_label="middle"))
