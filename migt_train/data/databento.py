@@ -13,6 +13,7 @@ from migt_train.errors import MigtError
 
 # Databento prices are int64 in units of 1e-9 when not converted ("pretty") on export
 FIXED_POINT_SCALE = 1e-9
+FIXED_POINT_FLOOR = 10**6
 # rtype of each OHLCV schema: ohlcv-1s, -1m, -1h, -1d, -eod
 OHLCV_RTYPES = {32: "ohlcv-1s", 33: "ohlcv-1m", 34: "ohlcv-1h", 35: "ohlcv-1d", 36: "ohlcv-eod"}
 PRICES = ("open", "high", "low", "close")
@@ -60,6 +61,8 @@ def apply_conventions(df: pd.DataFrame, lower: dict[str, str], source: Path) -> 
     out = df.copy(deep=False)
     for p in PRICES:
         col = lower.get(p)
-        if col is not None and pd.api.types.is_integer_dtype(out[col]):
+        # whole-number prices written as text ("5000") also read as integers: fixed-point prices of any
+        # instrument above 0.001 are >= 1e6, pretty ones of a future or stock are far below
+        if col is not None and pd.api.types.is_integer_dtype(out[col]) and out[col].abs().max() >= FIXED_POINT_FLOOR:
             out[col] = out[col].to_numpy(np.float64) * FIXED_POINT_SCALE
     return out

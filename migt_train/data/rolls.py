@@ -30,7 +30,7 @@ class Roll:
     trading_day: str  # first trading day on the new contract (exchange calendar)
     from_contract: str
     to_contract: str
-    first_bar: str  # UTC time of the new contract's first bar in the series
+    first_bar: str  # UTC time of the new contract's first bar in the series, as the file stamps it
 
 
 @dataclass
@@ -119,7 +119,8 @@ def continuous_series(bars: pd.DataFrame, symbol: str | None, tz: str, session_s
     traded = np.zeros((len(days), len(names)), dtype=bool)
     traded[day_idx, rank] = True
 
-    # one decision per trading day (a few hundred a year), not per row
+    # one decision per trading day (a few hundred a year), not per row; the first day has no previous
+    # day, so it starts on its own busiest contract
     front = np.empty(len(days), np.int64)
     current = int(np.argmax(volume[0]))
     for d in range(len(days)):
