@@ -45,6 +45,11 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     return run_dir, path
 
 
+def test_run_records_rolls(trained):
+    record = json.loads((trained[0] / "rolls.json").read_text())
+    assert record == {"symbol": None, "contracts": [], "dropped_spreads": 0, "rolls": []}
+
+
 def test_mid_session_file_latest_forecast(trained, tmp_path, capsys):
     run_dir, _ = trained
     bars = small_bars(n_days=3, seed=9)
