@@ -123,17 +123,6 @@ def test_databento_symbol_picks_one(tmp_path, minute_bars):
         load_market(_cfg(path, symbol="NQU4"))
 
 
-def test_rolls_json_written_by_run(tmp_path, minute_bars):
-    from migt_train.io import write_json
-
-    frame, _ = _databento_frame(minute_bars)
-    path = tmp_path / "export.csv"
-    frame.to_csv(path, index=False)
-    record = load_market(_cfg(path)).rolls
-    write_json(tmp_path / "rolls.json", record)
-    assert json.loads((tmp_path / "rolls.json").read_text())["rolls"][0]["to_contract"] == "NQM4"
-
-
 def test_unrelated_symbols_ask_for_one(tmp_path):
     bars = small_bars(n_days=3)
     a, b = bars.assign(symbol="AAPL"), bars.assign(symbol="MSFT")
