@@ -1,7 +1,6 @@
 """Files as users have them: Databento exports with several contracts and rolls, 1-minute bars, naive local
 bar-end timestamps, other sessions; and the messages that help when a file is not usable."""
 
-import json
 
 import numpy as np
 import pandas as pd
