@@ -20,32 +20,54 @@ from migt_train.errors import MigtError
 USAGE = "usage: python -m migt_train.evaluate <run dir> [key=value ...]"
 
 
-def _parse_overrides(args: Sequence[str]) -> list[tuple[str, str]]:
-    out = []
-    for a in args:
-        key, sep, value = a.partition("=")
-        if not sep or not key.lstrip("+") or any(c.isspace() for c in key):
-            raise MigtError(f"override {a!r}: expected key=value (e.g. data.path=bars.parquet)")
-        out.append((key, value))
-    return out
+def _parse_overrides(args: Sequence[str]) -> list[Any]:
+    """Hydra's override grammar (key=value, +key=value, ++key=value, ~key), parsed by Hydra's parser."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        return OverridesParser.create().parse_overrides(list(args))
+    except OverrideParseException as e:
+        raise MigtError(f"override: expected key=value (e.g. data.path=bars.parquet): {_one_line(e)}") from None
 
 
-def _apply_overrides(cfg: Any, overrides: list[tuple[str, str]]) -> Any:
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
+
+
+def _apply_overrides(cfg: Any, overrides: list[Any]) -> Any:
     """Existing keys only, unless prefixed with '+' (Hydra's rule), so a typo cannot pass silently."""
     from omegaconf import OmegaConf
 
     missing = object()
-    dotlist = []
-    for key, value in overrides:
-        if key.startswith("+"):
-            key = key[1:]
-        elif OmegaConf.select(cfg, key, default=missing, throw_on_missing=False) is missing:
+    for o in overrides:
+        key = o.key_or_group
+        exists = OmegaConf.select(cfg, key, default=missing, throw_on_missing=False) is not missing
+        if not exists and not (o.is_add() or o.is_force_add()):
             raise MigtError(f"override {key}: no such key in config.yaml (prefix it with + to add it)")
-        dotlist.append(f"{key}={value}")
+        if exists and o.is_add():
+            raise MigtError(f"override +{key}: the key exists already (drop the +, or use ++ to force)")
+        try:
+            if o.is_delete():
+                parent, _, leaf = key.rpartition(".")
+                node = OmegaConf.select(cfg, parent) if parent else cfg
+                node.pop(leaf)
+            else:
+                OmegaConf.update(cfg, key, o.value(), merge=True, force_add=True)
+        except Exception as e:  # omegaconf raises several unrelated types for bad values
+            raise MigtError(f"override {o.input_line}: {_one_line(e)}") from None
+    return cfg
+
+
+def _merged(schema: type, node: Any, key: str) -> Any:
+    """The run's `key` section over the schema's defaults (older runs may lack keys); typed, by key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
-        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
-    except Exception as e:  # omegaconf raises several unrelated types for bad values
-        raise MigtError(f"overrides {' '.join(dotlist)}: {e}".replace("\n", " ")) from None
+        return OmegaConf.merge(OmegaConf.structured(schema), node or {})
+    except OmegaConfBaseException as e:
+        raise MigtError(f"config key '{key}.{e.full_key}': {_one_line(e)}") from None
 
 
 def _levels(cfg: Any) -> list[float]:
@@ -98,7 +120,6 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, 
 
     from omegaconf import DictConfig, OmegaConf
 
-    import migt_train.config  # noqa: F401  (resolvers used by config.yaml)
     from migt_train.training.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(ckpt_path)
@@ -119,9 +140,36 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, 
     except Exception as e:
         raise MigtError(f"{cfg_path}: {e}".replace("\n", " ")) from None
     # another file than the run's own: score all of it (after warm-up), unless a split was asked for
-    if (cfg.data.get("source"), cfg.data.get("path")) != own_source and not any(k.lstrip("+").startswith("data.split") for k, _ in parsed):
+    asked_split = any(o.key_or_group.startswith("data.split") for o in parsed)
+    if (cfg.data.get("source"), cfg.data.get("path")) != own_source and not asked_split:
         OmegaConf.update(cfg, "data.split.by", "all", force_add=True)
     return cfg, ckpt, ckpt_path, _levels(cfg)
+
+
+def load_model(cfg: Any, ckpt: dict, ckpt_path: Path, n_features: int) -> Any:
+    """The config's model with best.pt's weights (its feature and target scaling included), on the CPU."""
+    import torch
+    from hydra.utils import instantiate
+
+    try:
+        model = instantiate(cfg.model)
+        model.load_state_dict(ckpt["model"])
+    except Exception as e:
+        raise MigtError(f"{ckpt_path}: model does not match config.yaml model section ({e})".replace("\n", " ")) from None
+    input_mean = getattr(model, "input_mean", None)
+    if isinstance(input_mean, torch.Tensor) and input_mean.shape[-1] != n_features:
+        raise MigtError(f"data: {n_features} features but the checkpoint was trained on {input_mean.shape[-1]}")
+    return model
+
+
+def run_precision(cfg: Any, device: Any) -> Any:
+    """The autocast validation ran under (the run's trainer settings), so later forecasts get the same
+    numerics."""
+    from migt_train.runtime import Precision
+    from migt_train.training.config import TrainerConfig
+
+    trainer = _merged(TrainerConfig, cfg.get("trainer"), "trainer")
+    return Precision.for_device(device, trainer.mixed_precision, trainer.amp_dtype)
 
 
 def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
@@ -129,33 +177,19 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     run_dir = Path(run_dir)
     cfg, ckpt, ckpt_path, levels = load_run_config(run_dir, overrides)
 
-    import torch
-    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from dataclasses import asdict
-
-    from migt_train.evaluation.evaluate import evaluate_run
-    from migt_train.io import write_text
-
-    from migt_train.evaluation.settings import EvaluationConfig
-    from migt_train.training.distributed import resolve_device
-
-    ev = {**asdict(EvaluationConfig()), **OmegaConf.to_container(cfg.get("evaluation") or OmegaConf.create({}))}
-    device = resolve_device(ev["device"], key="evaluation.device")
-
     from migt_train.data import load_market
+    from migt_train.evaluation.report import evaluate_run
+    from migt_train.evaluation.settings import EvaluationConfig
+    from migt_train.io import write_text
+    from migt_train.runtime import resolve_device
 
+    ev = _merged(EvaluationConfig, cfg.get("evaluation"), "evaluation")
+    device = resolve_device(ev.device, key="evaluation.device")
+    precision = run_precision(cfg, device)
     data = load_market(cfg.data)
-    try:
-        model = instantiate(cfg.model)
-        model.load_state_dict(ckpt["model"])
-    except Exception as e:
-        raise MigtError(f"{ckpt_path}: model does not match config.yaml model section ({e})".replace("\n", " ")) from None
-    input_mean = getattr(model, "input_mean", None)
-    if isinstance(input_mean, torch.Tensor) and input_mean.shape[-1] != data.n_features:
-        raise MigtError(f"data: {data.n_features} features but the checkpoint was trained on {input_mean.shape[-1]}")
-    model.to(device)
+    model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)
 
     out_dir = _new_eval_dir(run_dir)
     write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
@@ -167,10 +201,11 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
         levels,
         fit_summary=_fit_summary(run_dir, ckpt),
         history_path=run_dir / "history.json",
-        batch_size=int(ev["batch_size"]),
+        batch_size=int(ev.batch_size),
         device=device,
-        conformal=bool(ev["conformal"]),
-        ewma_halflife=float(ev["ewma_halflife"]),
+        conformal=bool(ev.conformal),
+        ewma_halflife=float(ev.ewma_halflife),
+        precision=precision,
     )
     return out_dir, metrics
 
@@ -192,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         line += f", skill vs climatology {skill:+.2%}"
     if m.get("oracle_gap_closed") is not None:
         line += f", oracle gap closed {m['oracle_gap_closed']:.2%}"
+    c = m.get("comparison")
+    if c is not None and m.get("skill_vs_best_baseline") is not None:
+        line += (f"\nvs best baseline {c['baseline']}: skill {m['skill_vs_best_baseline']:+.2%}, "
+                 f"loss difference {c['loss_difference']:.4g} (95% CI {c['ci95'][0]:.4g} to {c['ci95'][1]:.4g})")
     print(f"{out_dir / 'metrics.json'}\n{line}")
     return 0
 

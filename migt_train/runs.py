@@ -15,14 +15,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from migt_train.errors import MigtError
 
 
 @dataclass
 class Run:
     path: Path
     cfg: Any  # DictConfig: the run's config.yaml with the overrides applied, resolved
-    model: nn.Module  # best.pt's weights, eval mode, on `device`
+    model: nn.Module  # best.pt's weights (feature and target scaling included), eval mode, on `device`
+    precision: Any  # runtime.Precision: the autocast the run validated under
     levels: list[float]
     device: torch.device
     batch_size: int = 128
@@ -39,17 +39,15 @@ class Run:
 
         Returns the predictions.parquet layout — timestamp, row, horizon, horizon_bars, target (NaN where the
         future is unknown), q_<level> (log returns) — plus close and price_q_<level> = close * exp(q).
+        Same batches, forward step and autocast as the run's validation (inference.predict).
         """
         from migt_train.data.latest import SPLIT
-        from migt_train.evaluation.evaluate import predictions_frame, quantile_column
-        from migt_train.evaluation.predict import predict
+        from migt_train.evaluation.report import predictions_frame, quantile_column
+        from migt_train.inference import predict
 
         data = self.market(frame, last)
-        input_mean = getattr(self.model, "input_mean", None)
-        if isinstance(input_mean, torch.Tensor) and input_mean.shape[-1] != data.n_features:
-            raise MigtError(f"data: {data.n_features} features but the checkpoint was trained on {input_mean.shape[-1]}")
         rows = data.splits[SPLIT]
-        q = predict(self.model, data, rows, self.batch_size, self.device)
+        q = predict(self.model, data, rows, self.batch_size, self.device, self.precision)
         out = predictions_frame(data, rows, q, self.levels)
         assert data.close is not None
         out["close"] = np.repeat(data.close[rows.numpy()], len(data.horizons))
@@ -62,20 +60,13 @@ class Run:
 def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torch.device = "cpu") -> Run:
     """A run directory (config.yaml + checkpoints/best.pt) -> Run. `overrides`: key=value strings applied to
     the run's config, as for the evaluate CLI (e.g. data.path=other.csv)."""
-    from migt_train.evaluate import load_run_config
+    from migt_train.data.features import FEATURE_NAMES
+    from migt_train.evaluate import load_model, load_run_config, run_precision
+    from migt_train.runtime import resolve_device
 
     run_dir = Path(path)
     cfg, ckpt, ckpt_path, levels = load_run_config(run_dir, overrides)
-    from hydra.utils import instantiate
-
-    from migt_train.training.distributed import resolve_device
-
     dev = resolve_device(device, key="device")
-    try:
-        model = instantiate(cfg.model)
-        model.load_state_dict(ckpt["model"])
-    except Exception as e:
-        raise MigtError(f"{ckpt_path}: model does not match config.yaml model section ({e})".replace("\n", " ")) from None
-    model.to(dev).eval()
+    model = load_model(cfg, ckpt, ckpt_path, len(FEATURE_NAMES)).to(dev).eval()
     ev = cfg.get("evaluation") or {}
-    return Run(run_dir, cfg, model, levels, dev, int(ev.get("batch_size") or 128))
+    return Run(run_dir, cfg, model, run_precision(cfg, dev), levels, dev, int(ev.get("batch_size") or 128))

@@ -14,8 +14,8 @@ import yaml
 from evaluation_helpers import LEVELS, make_history, make_market, make_model
 
 from migt_train.evaluate import main
-from migt_train.evaluation.evaluate import evaluate_run
-from migt_train.evaluation.predict import predict
+from migt_train.evaluation.report import evaluate_run
+from migt_train.inference import predict
 
 FIT = {"best_epoch": 3, "best_val_loss": 0.41, "epochs_run": 6, "stopped_early": True, "n_parameters": 245, "world_size": 1}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -60,6 +60,29 @@ def test_metrics_layout(run):
     assert m["oracle_gap_closed"] == pytest.approx((Lc - L) / (Lc - Lo))
     assert Lo < m["baselines"]["ewma"]["pinball_loss"] < Lc  # the toy market's volatility regimes are real signal
     assert "test_conformal" not in m
+
+
+def test_baselines_and_comparison_keys(run):
+    _, m = run
+    assert set(m["baselines"]) == {"climatology", "ewma", "seasonal_climatology", "garch_t_tod"}
+    for block in m["baselines"].values():
+        assert set(m["test"]) <= set(block) and set(block["per_horizon"]) == {"5m", "15m", "30m"}
+    g = m["baselines"]["garch_t_tod"]
+    assert set(g["params"]) == {"omega", "alpha", "beta", "persistence", "nu", "mu"}
+    assert g["converged"] is True and isinstance(g["message"], str) and g["fit_seconds"] > 0
+    assert g["pinball_loss"] < m["baselines"]["climatology"]["pinball_loss"]
+    losses = {k: b["pinball_loss"] for k, b in m["baselines"].items()}
+    best = min(losses, key=losses.get)
+    assert m["best_baseline"] == best
+    L = m["test"]["pinball_loss"]
+    assert m["skill_vs_best_baseline"] == pytest.approx(1 - L / losses[best])
+    c = m["comparison"]
+    assert c["baseline"] == best and c["block"] == 6 and c["n_boot"] > 0
+    assert c["loss_difference"] == pytest.approx(L - losses[best], rel=1e-9, abs=1e-15)
+    assert c["ci95"][0] <= c["loss_difference"] <= c["ci95"][1]
+    for name, h in c["per_horizon"].items():
+        want = m["test"]["per_horizon"][name]["pinball_loss"] - m["baselines"][best]["per_horizon"][name]["pinball_loss"]
+        assert h["loss_difference"] == pytest.approx(want, rel=1e-9, abs=1e-15) and h["ci95"][0] <= h["ci95"][1]
 
 
 def test_predictions_parquet_matches_metrics(run):
@@ -117,7 +140,8 @@ def cli(tmp_path, monkeypatch) -> tuple[Path, list]:
     data = make_market()
     model = make_model(data)
     cfg = {
-        "model": {"_target_": "evaluation_helpers.ToyQuantileModel", "n_features": 3, "n_horizons": 3, "n_quantiles": 7},
+        "model": {"_target_": "toys.ToyQuantileModel", "n_variables": 3, "n_horizons": 3, "n_quantiles": 7,
+                  "hidden": 8, "dropout": 0.5},
         "data": {"source": "synthetic", "path": None},
         "quantiles": {"levels": LEVELS},
         "evaluation": {"conformal": False, "batch_size": 64, "ewma_halflife": 24, "device": "cpu"},
@@ -143,7 +167,8 @@ def test_cli_writes_fresh_evaluation(cli, capsys):
     assert "path: other.parquet" in (out / "config.yaml").read_text()
     assert seen[0].path == "other.parquet" and seen[0].source == "ohlcv"
     assert (run_dir / "metrics.json").read_text() == original
-    assert str(out / "metrics.json") in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert str(out / "metrics.json") in printed and f"vs best baseline {m['best_baseline']}" in printed and "95% CI" in printed
     assert main([str(run_dir)]) == 0 and len(list((run_dir / "evaluations").iterdir())) == 2
 
 
@@ -153,7 +178,7 @@ def test_cli_writes_fresh_evaluation(cli, capsys):
         (["{run}/nope"], "run directory not found"),
         (["{run}", "data.path"], "expected key=value"),
         (["{run}", "data.pth=x"], "no such key"),
-        (["{run}", "model.n_features=5"], "model does not match"),
+        (["{run}", "model.n_variables=5"], "model does not match"),
     ],
 )
 def test_cli_errors_are_one_line(cli, capsys, args, message):
@@ -163,6 +188,7 @@ def test_cli_errors_are_one_line(cli, capsys, args, message):
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
 
 
+@pytest.mark.slow
 def test_cli_missing_checkpoint_subprocess(cli):
     run_dir = cli[0]
     (run_dir / "checkpoints" / "best.pt").unlink()
