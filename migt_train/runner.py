@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import sys
@@ -18,8 +19,13 @@ from migt_train.errors import MigtError
 from migt_train.io import write_json, write_text
 from migt_train.runtime import Runtime, seed_everything
 from migt_train.training.signals import TrainingInterrupted
+from migt_train.sweep.trials import trial_number_of_job
 
 log = logging.getLogger("migt_train")
+
+
+class RunDirTaken(MigtError):
+    """The run dir already holds another run: its files, status.json included, stay untouched."""
 
 
 def run(cfg: DictConfig) -> float:
@@ -27,16 +33,19 @@ def run(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     in_sweep = hc.mode == RunMode.MULTIRUN
+    trial = trial_number_of_job(hc)
     started = time.time()
+    _status = functools.partial(_write_status, trial_number=trial)
     try:
-        objective = train_and_evaluate(cfg, run_dir)
+        objective = train_and_evaluate(cfg, run_dir, trial)
     except TrainingInterrupted as e:
         # a stop requested by the user ends a sweep too, with the run left resumable
         _status(run_dir, "interrupted", started, str(e))
         print(f"interrupted: {e}", file=sys.stderr)
         sys.exit(128 + e.signum)
     except MigtError as e:
-        _status(run_dir, "failed", started, str(e))
+        if not isinstance(e, RunDirTaken):
+            _status(run_dir, "failed", started, str(e))
         if in_sweep:
             log.error("error: %s", e)
             return math.inf
@@ -65,20 +74,24 @@ def _to_log_file(message: str) -> None:
             handler.handle(record)
 
 
-def _status(run_dir: Path, status: str, started: float, message: str | None = None) -> None:
+def _write_status(
+    run_dir: Path, status: str, started: float, message: str | None = None, trial_number: int | None = None
+) -> None:
     record = {"status": status, "message": message, "started": started, "seconds": time.time() - started}
+    if trial_number is not None:
+        record["trial_number"] = trial_number
     write_json(run_dir / "status.json", record)
 
 
 def _check_fresh_dir(run_dir: Path, resume: str | None) -> None:
     if resume is None and ((run_dir / "history.json").exists() or (run_dir / "checkpoints").exists()):
-        raise MigtError(
+        raise RunDirTaken(
             f"{run_dir} already holds a run; pass trainer.resume=auto to continue it "
             "or choose another hydra.run.dir"
         )
 
 
-def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, trial_number: int | None = None) -> float:
     from migt_train.data import load_market
     from migt_train.evaluation.report import evaluate_run
     from migt_train.training import Trainer, TrainerConfig, load_checkpoint
@@ -87,7 +100,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
     _check_fresh_dir(run_dir, cfg.trainer.resume)
     resolved = resolved_container(cfg)
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
-    write_json(run_dir / "status.json", {"status": "running", "started": time.time()})
+    running = {"status": "running", "started": time.time()}
+    write_json(run_dir / "status.json", running if trial_number is None else {**running, "trial_number": trial_number})
     t = cfg.trainer
     runtime = Runtime.create(t.device, t.mixed_precision, t.amp_dtype)
     seed_everything(cfg.seed, runtime.dist.rank)
@@ -142,6 +156,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
                 "nonfinite_steps": result.nonfinite_steps,
                 "n_parameters": n_parameters,
                 "world_size": runtime.dist.world_size,
+                "trial_number": trial_number,  # Optuna trial of a sweep job, null otherwise
             },
             history_path=run_dir / "history.json",
             batch_size=cfg.evaluation.batch_size,
