@@ -114,6 +114,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, trial_number: int | None 
         data.source, *data.features.shape,
         "/".join(str(len(data.splits[k])) for k in ("train", "val", "test")), time.time() - t0,
     )
+    if data.rolls is not None:  # a file's contracts and roll dates travel with the run
+        write_json(run_dir / "rolls.json", data.rolls)
+        if data.rolls.get("rolls"):
+            log.info("rolls: %s", ", ".join(f"{r['trading_day']} {r['from_contract']}->{r['to_contract']}" for r in data.rolls["rolls"]))
     levels = [float(t) for t in cfg.quantiles.levels]
     model = instantiate(cfg.model)
     n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -42,13 +42,25 @@ def read(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def write(path: Path, frame: pd.DataFrame, key: dict[str, Any]) -> None:
-    """Atomic write; the key travels in the file metadata so a cache file explains itself. A cache that
-    cannot be written only costs time, so it warns instead of failing the run."""
+def read_meta(path: Path) -> dict[str, Any]:
+    """The `meta` stored with the frame by `write` ({} when none or unreadable)."""
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(b"migt_meta")
+        return json.loads(raw) if raw else {}
+    except Exception:
+        return {}
+
+
+def write(path: Path, frame: pd.DataFrame, key: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+    """Atomic write; the key travels in the file metadata so a cache file explains itself, and `meta` (small,
+    JSON) with it for what the frame alone does not hold. A cache that cannot be written only costs time,
+    so it warns instead of failing the run."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[b"migt_key"] = json.dumps(key, sort_keys=True, default=str).encode()
-    table = table.replace_schema_metadata(meta)
+    stored = dict(table.schema.metadata or {})
+    stored[b"migt_key"] = json.dumps(key, sort_keys=True, default=str).encode()
+    if meta is not None:
+        stored[b"migt_meta"] = json.dumps(meta, sort_keys=True, default=str).encode()
+    table = table.replace_schema_metadata(stored)
     try:
         atomic_write(path, lambda p: pq.write_table(table, p))
     except OSError as exc:

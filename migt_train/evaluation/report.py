@@ -111,7 +111,10 @@ def evaluate_run(
     preds = {k: b.predict(test) for k, b in baselines.items()}
     reports = {k: b.report() for k, b in baselines.items() if hasattr(b, "report")}  # e.g. garch_t_tod's fit
     metrics["baselines"] = baseline_metrics(preds, y, levels, names, reports)
-    metrics["baseline_settings"] = {"ewma_halflife_bars": ewma_halflife, "fitted_on": "train"}
+    # data.split.by=all (another file scored whole) has no training split of its own
+    in_sample = torch.equal(data.splits["train"].cpu(), test)
+    metrics["baseline_settings"] = {"ewma_halflife_bars": ewma_halflife,
+                                    "fitted_on": "test (in-sample: data.split.by=all)" if in_sample else "train"}
     metrics.update(compare_with_best_baseline(q, y, preds, levels, names, block=max(data.horizons)))
     metrics["oracle"] = None
     if data.oracle is not None:
