@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
-from migt_train.io import write_json, write_text
+from migt_train.io import write_text
+from migt_train.run_dir import RunRecord, holds_run, remove_orphan_temps
 from migt_train.training.checkpoint import seed_everything
 from migt_train.training.distributed import resolve_device
 from migt_train.training.trainer import TrainingInterrupted
@@ -28,16 +29,17 @@ def run(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     in_sweep = hc.mode == RunMode.MULTIRUN
-    started = time.time()
+    record = RunRecord(run_dir)
+    _status = record.status
     try:
-        objective = train_and_evaluate(cfg, run_dir)
+        objective = train_and_evaluate(cfg, run_dir, record)
     except TrainingInterrupted as e:
         # a stop requested by the user ends a sweep too, with the run left resumable
-        _status(run_dir, "interrupted", started, str(e))
+        _status("interrupted", str(e))
         print(f"interrupted: {e}", file=sys.stderr)
         sys.exit(128 + e.signum)
     except MigtError as e:
-        _status(run_dir, "failed", started, str(e))
+        _status("failed", str(e))
         if in_sweep:
             log.error("error: %s", e)
             return math.inf
@@ -45,16 +47,16 @@ def run(cfg: DictConfig) -> float:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        _status(run_dir, "interrupted", started, "interrupted")
+        _status("interrupted", "interrupted")
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as e:
-        _status(run_dir, "failed", started, f"{type(e).__name__}: {e}")
+        _status("failed", f"{type(e).__name__}: {e}")
         if in_sweep:
             log.exception("trial failed; the sweep goes on")
             return math.inf
         raise
-    _status(run_dir, "completed", started)
+    _status("completed")
     return objective if math.isfinite(objective) else math.inf
 
 
@@ -66,29 +68,30 @@ def _to_log_file(message: str) -> None:
             handler.handle(record)
 
 
-def _status(run_dir: Path, status: str, started: float, message: str | None = None) -> None:
-    record = {"status": status, "message": message, "started": started, "seconds": time.time() - started}
-    write_json(run_dir / "status.json", record)
+def _claim_run_dir(cfg: DictConfig, run_dir: Path, record: RunRecord) -> None:
+    """Lock (run_guard took it already for single runs; sweep jobs take it here), refuse a used dir
+    for a fresh run, validate; status.json is ours once a fresh dir is locked, or a resume validated."""
+    record.take()
+    if cfg.trainer.resume is None:
+        if holds_run(run_dir):
+            raise MigtError(f"{run_dir} already holds a run; pass trainer.resume=auto to continue it "
+                            "or choose another hydra.run.dir")
+        record.owned = True
+    validate(cfg)
+    record.own()
+    for orphan in remove_orphan_temps(run_dir):
+        log.info("removed %s, left by a process that was killed while writing it", orphan)
 
 
-def _check_fresh_dir(run_dir: Path, resume: str | None) -> None:
-    if resume is None and ((run_dir / "history.json").exists() or (run_dir / "checkpoints").exists()):
-        raise MigtError(
-            f"{run_dir} already holds a run; pass trainer.resume=auto to continue it "
-            "or choose another hydra.run.dir"
-        )
-
-
-def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord) -> float:
     from migt_train.data import load_market
     from migt_train.evaluation.evaluate import evaluate_run
     from migt_train.training import Trainer, load_checkpoint
 
-    validate(cfg)
-    _check_fresh_dir(run_dir, cfg.trainer.resume)
+    _claim_run_dir(cfg, run_dir, record)
     resolved = resolved_container(cfg)
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
-    write_json(run_dir / "status.json", {"status": "running", "started": time.time()})
+    record.status("running")
     device = resolve_device(cfg.trainer.device)
     seed_everything(cfg.seed)
 
