@@ -77,5 +77,5 @@ def check_run_dir(config: DictConfig) -> list[str]:
                      f"({', '.join(sorted(plan.take_recorded)[:6])}{', ...' if len(plan.take_recorded) > 6 else ''})")
     for key, (old, value) in plan.changed.items():
         if key != "trainer.resume":
-                notes.append(f"resume: {key} {old} -> {value}")
+            notes.append(f"resume: {key} {old} -> {value}")
     return notes
