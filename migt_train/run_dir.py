@@ -155,3 +155,12 @@ class RunRecord:
     def status(self, status: str, message: str | None = None) -> None:
         if self.owned:
             write_status(self.run_dir, status, self.started, message)
+
+
+def where_line(run_dir: Path) -> str:
+    """The run's last line: where its record is."""
+    run_dir = Path(run_dir)
+    plots = sorted(p.name for p in (run_dir / "plots").glob("*.png"))
+    shown = ", ".join(f"plots/{n}" for n in plots) if plots else "no plots"
+    return (f"done: run dir {run_dir} (metrics.json, predictions.parquet, {shown}, run.log); "
+            f"compare runs with: python -m migt_train.summarize {run_dir.parent}")

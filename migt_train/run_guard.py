@@ -39,6 +39,12 @@ class RunGuard(Callback):
             print(f"error: checking hydra.run.dir failed ({type(e).__name__}: {e})", file=sys.stderr)
             sys.exit(2)
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from migt_train.console import plain_optuna_logs
+
+        if "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
+            plain_optuna_logs()
+
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         # logging is configured now: say what the resume took from the record
         for note in self.notes:

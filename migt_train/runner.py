@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
 from migt_train.io import write_text
-from migt_train.run_dir import RunRecord, holds_run, remove_orphan_temps
+from migt_train.run_dir import RunRecord, holds_run, remove_orphan_temps, where_line
 from migt_train.training.checkpoint import seed_everything
 from migt_train.training.distributed import resolve_device
 from migt_train.training.trainer import TrainingInterrupted
@@ -58,6 +58,10 @@ def run(cfg: DictConfig) -> float:
         raise
     _status("completed")
     return objective if math.isfinite(objective) else math.inf
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _to_log_file(message: str) -> None:
@@ -141,6 +145,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord) -> flo
                 "nonfinite_steps": result.nonfinite_steps,
                 "n_parameters": n_parameters,
                 "world_size": 1,
+                "tag": cfg.tag,
             },
             history_path=run_dir / "history.json",
             batch_size=cfg.evaluation.batch_size,
@@ -153,8 +158,9 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord) -> flo
             "test: pinball %.6g, crps %.6g, calibration error %.4f, skill vs climatology %.4f, "
             "oracle gap closed %s",
             test["pinball_loss"], test["crps"], test["calibration_error"],
-            metrics["skill_vs_climatology"], metrics.get("oracle_gap_closed"),
+            metrics["skill_vs_climatology"], _fmt(metrics.get("oracle_gap_closed")),
         )
+        log.info(where_line(run_dir))
         logger.log_summary({f"test/{k}": v for k, v in test.items() if isinstance(v, float)})
         exit_code = 0
     finally:
