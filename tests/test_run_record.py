@@ -183,3 +183,19 @@ def test_outputs_respect_the_umask(finished_run: Path) -> None:
     os.umask(umask)
     for name in ("config.yaml", "metrics.json", "status.json", "checkpoints/best.pt"):
         assert (finished_run / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
+# -- 3: divergence is never "completed" --------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, said", [
+    (("optimizer=sgd", "optimizer.lr=1e10"), "that of forecasting the training mean"),  # finite, absurd
+    (("optimizer.lr=1e10",), "val loss is nan"),  # AdamW: the weights overflow, every forecast NaN
+])
+def test_divergence_fails_with_what_to_try(tmp_path: Path, overrides: tuple[str, ...], said: str) -> None:
+    proc = run_py(tmp_path, "experiment=smoke", "hydra.run.dir=run", "trainer.max_epochs=1", *overrides)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    line = proc.stderr.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("error: training diverged at epoch 1")
+    assert said in line and "lower optimizer.lr" in line
+    assert status(tmp_path / "run")["status"] == "failed"
+    assert not (tmp_path / "run" / "metrics.json").exists()

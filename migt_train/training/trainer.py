@@ -47,6 +47,7 @@ from migt_train.training.checkpoint import (
     restore_rng,
     seed_everything,
 )
+from migt_train.training import divergence
 from migt_train.training.cpu_memory import retain_freed_memory
 from migt_train.training.distributed import is_main_process, resolve_device
 from migt_train.training.early_stopping import EarlyStopping
@@ -589,6 +590,7 @@ class Trainer:
         else:
             self._fresh_start()
         self._stop_signal = None
+        zero_loss = divergence.zero_forecast_loss(self.loss_fn, self.model, self.data, len(self.levels))
         old_handlers = self._install_signals()
         try:
             while self.epoch < self.cfg["max_epochs"] and not self.early.should_stop:
@@ -599,6 +601,8 @@ class Trainer:
                 lr = self.scheduler.get_last_lr()[0]
                 val_loss, val_metrics = self.evaluate("val")
                 self.scheduler.epoch_end()
+                diverged = not math.isfinite(val_loss) or val_loss > divergence.FACTOR * zero_loss
+                best_before = (self.early.best_epoch, self.early.best)
                 improved = self.early.update(val_loss, epoch)
                 self.epoch = epoch
                 record = {
@@ -614,10 +618,14 @@ class Trainer:
                     "nonfinite_steps": train["nonfinite_steps"],
                 }
                 self.history.append(record)
+                if diverged:  # history says what happened; checkpoints keep the last sane epoch
+                    self._on_main(self._write_history)
+                    divergence.check(epoch, val_loss, zero_loss, *best_before, self.ckpt_dir / "best.pt")
                 self._on_main(self._write_checkpoints, val_loss, improved)
                 self._on_main(self._write_history)
-                self._on_main(log.info, "epoch %d/%d: train loss %.6f, val loss %.6f%s, lr %.3g, %.1f s, %.0f samples/s",
-                              epoch, self.cfg["max_epochs"], train["train_loss"], val_loss, " (best)" if improved else "",
+                self._on_main(log.info, "epoch %d/%d: train loss %.6g, val loss %.6g (%.2fx the training-mean "
+                              "forecast's)%s, lr %.3g, %.1f s, %.0f samples/s", epoch, self.cfg["max_epochs"],
+                              train["train_loss"], val_loss, val_loss / zero_loss, " (best)" if improved else "",
                               lr, record["seconds"], record["samples_per_second"])
                 self._log(
                     {"val/loss": val_loss, "val/pinball_loss": val_metrics["pinball_loss"],
