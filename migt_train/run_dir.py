@@ -13,7 +13,9 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -164,3 +166,31 @@ def where_line(run_dir: Path) -> str:
     shown = ", ".join(f"plots/{n}" for n in plots) if plots else "no plots"
     return (f"done: run dir {run_dir} (metrics.json, predictions.parquet, {shown}, run.log); "
             f"compare runs with: python -m migt_train.summarize {run_dir.parent}")
+
+
+class StopsRaise:
+    """Outside the training loop (whose own handler stops at a step boundary and saves last.pt),
+    SIGINT/SIGTERM raise TrainingInterrupted at once, so the run is recorded as interrupted with a
+    message instead of dying silently as "running". `phase` says what was going on."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.phase = "before training started"
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        from migt_train.training.trainer import TrainingInterrupted
+
+        raise TrainingInterrupted(
+            f"interrupted by {signal.Signals(signum).name} {self.phase}. Continue it with "
+            f"python run.py trainer.resume=auto hydra.run.dir={self.run_dir}", signum)
+
+    def __enter__(self) -> "StopsRaise":
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old = {}

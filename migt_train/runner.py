@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
 from migt_train.io import write_text
-from migt_train.run_dir import RunRecord, holds_run, remove_orphan_temps, where_line
+from migt_train.run_dir import RunRecord, StopsRaise, holds_run, remove_orphan_temps, where_line
 from migt_train.training.checkpoint import seed_everything
 from migt_train.training.distributed import resolve_device
 from migt_train.training.trainer import TrainingInterrupted
@@ -32,7 +32,8 @@ def run(cfg: DictConfig) -> float:
     record = RunRecord(run_dir)
     _status = record.status
     try:
-        objective = train_and_evaluate(cfg, run_dir, record)
+        with StopsRaise(run_dir) as stops:
+            objective = train_and_evaluate(cfg, run_dir, record, stops)
     except TrainingInterrupted as e:
         # a stop requested by the user ends a sweep too, with the run left resumable
         _status("interrupted", str(e))
@@ -87,7 +88,7 @@ def _claim_run_dir(cfg: DictConfig, run_dir: Path, record: RunRecord) -> None:
         log.info("removed %s, left by a process that was killed while writing it", orphan)
 
 
-def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord) -> float:
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops: StopsRaise) -> float:
     from migt_train.data import load_market
     from migt_train.evaluation.evaluate import evaluate_run
     from migt_train.training import Trainer, load_checkpoint
@@ -131,6 +132,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord) -> flo
             **trainer_cfg,
         )
         result = trainer.fit()
+        stops.phase = "during the final evaluation (training is finished; the resume only evaluates)"
+        log.info("final evaluation: best.pt (epoch %d) on the test split", result.best_epoch)
         model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt")["model"])
         metrics = evaluate_run(
             run_dir,

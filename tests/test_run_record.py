@@ -199,3 +199,24 @@ def test_divergence_fails_with_what_to_try(tmp_path: Path, overrides: tuple[str,
     assert said in line and "lower optimizer.lr" in line
     assert status(tmp_path / "run")["status"] == "failed"
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_sigterm_during_the_final_evaluation_is_a_clean_stop(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = start_py(tmp_path, "experiment=smoke", "hydra.run.dir=run", "evaluation.conformal=true")
+    try:
+        log_file = run_dir / "run.log"
+        wait_for(lambda: log_file.is_file() and "final evaluation" in log_file.read_text(), proc, timeout=240)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "during the final evaluation" in err and "Traceback" not in err
+    record = status(run_dir)
+    assert record["status"] == "interrupted" and "trainer.resume=auto" in record["message"]
+    assert not (run_dir / "metrics.json").exists()
+    resumed = run_py(tmp_path, "trainer.resume=auto", "hydra.run.dir=run")  # evaluates, trains nothing
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert status(run_dir)["status"] == "completed" and (run_dir / "metrics.json").is_file()
+    assert len(json.loads((run_dir / "history.json").read_text())["epochs"]) == 2
