@@ -74,10 +74,14 @@ def check_run_dir(config: DictConfig) -> list[str]:
         for key, value in plan.take_recorded.items():
             OmegaConf.update(config, key, value, merge=False, force_add=True)
     trainer = OmegaConf.to_container(config.trainer, resolve=True)
-    check_not_finished(run_dir, str(read_status(run_dir).get("status")), trainer)
+    previous = read_status(run_dir)
+    check_not_finished(run_dir, str(previous.get("status")), trainer)
     with read_write(config), open_dict(config):
         config.hydra.output_subdir = f".hydra/resumes/{RUN_ID}"
     notes = []
+    if previous.get("status") == "running":  # we hold the lock, so its process is gone
+        notes.append(f"resume: the run's previous process (pid {previous.get('pid')} on {previous.get('host')}) "
+                     "ended without recording it (killed?); continuing from its last checkpoint")
     if plan.take_recorded:
         notes.append(f"resume: {len(plan.take_recorded)} config values taken from {run_dir}/config.yaml "
                      f"({', '.join(sorted(plan.take_recorded)[:6])}{', ...' if len(plan.take_recorded) > 6 else ''})")

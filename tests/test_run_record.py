@@ -66,8 +66,9 @@ def status(run_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("finished")
-    proc = run_py(cwd, "experiment=smoke", "hydra.run.dir=run")
+    proc = run_py(cwd, "experiment=smoke", "hydra.run.dir=run", "tag=first try", "trainer.progress=true")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "\r" not in proc.stderr  # stderr is a pipe: plain progress lines, no bar redraws
     return cwd / "run"
 
 
@@ -176,6 +177,12 @@ def test_unwritable_run_dir_is_one_line(tmp_path: Path) -> None:
     proc = run_py(tmp_path, "experiment=smoke", "hydra.run.dir=a_file/run")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "a_file/run" in proc.stderr
+
+
+def test_summarize_shows_the_tag(finished_run: Path) -> None:
+    (row,) = summarize(finished_run.parent)
+    assert row["tag"] == "first try" and row["status"] == "completed"
+    assert json.loads((finished_run / "metrics.json").read_text())["tag"] == "first try"
 
 
 def test_outputs_respect_the_umask(finished_run: Path) -> None:

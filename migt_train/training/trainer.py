@@ -301,6 +301,9 @@ class Trainer:
             if ckpt["scaler"] is not None and self.scaler.is_enabled():
                 self.scaler.load_state_dict(ckpt["scaler"])
             self.early.load_state_dict(ckpt["early_stopping"])
+            # how long to wait may change on resume (the counters come from the checkpoint)
+            self.early.patience = int(self.cfg["early_stopping_patience"])
+            self.early.min_delta = float(self.cfg["early_stopping_min_delta"] or 0.0)
             self.topk.load_state_dict(ckpt["topk"])
             self.sampler.load_state_dict(ckpt["sampler"])
             self.epoch = int(ckpt["epoch"])
@@ -512,12 +515,9 @@ class Trainer:
         }
 
     def _progress(self, epoch: int, total: int, initial: int) -> Any:
-        if not (self.cfg["progress"] and self.is_main):
-            return None
-        from tqdm.auto import tqdm
+        from migt_train.console import progress
 
-        return tqdm(total=total, initial=initial, desc=f"epoch {epoch}/{self.cfg['max_epochs']}",
-                    file=sys.stderr, leave=False, dynamic_ncols=True)
+        return progress(self.cfg["progress"] and self.is_main, total, f"epoch {epoch}/{self.cfg['max_epochs']}", initial)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
