@@ -168,10 +168,19 @@ def where_line(run_dir: Path) -> str:
             f"compare runs with: python -m migt_train.summarize {run_dir.parent}")
 
 
+class RunStopped(BaseException):
+    """A stop signal outside the training loop. A BaseException, like KeyboardInterrupt, so that no
+    `except Exception` on the way (checkpoint reader, plotting) turns it into another error."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
 class StopsRaise:
     """Outside the training loop (whose own handler stops at a step boundary and saves last.pt),
-    SIGINT/SIGTERM raise TrainingInterrupted at once, so the run is recorded as interrupted with a
-    message instead of dying silently as "running". `phase` says what was going on."""
+    SIGINT/SIGTERM raise RunStopped at once, so the run is recorded as interrupted with a message
+    instead of dying silently as "running". `phase` says what was going on."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
@@ -179,9 +188,7 @@ class StopsRaise:
         self._old: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: Any) -> None:
-        from migt_train.training.trainer import TrainingInterrupted
-
-        raise TrainingInterrupted(
+        raise RunStopped(
             f"interrupted by {signal.Signals(signum).name} {self.phase}. Continue it with "
             f"python run.py trainer.resume=auto hydra.run.dir={self.run_dir}", signum)
 

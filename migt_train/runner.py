@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
 from migt_train.io import write_text
-from migt_train.run_dir import RunRecord, StopsRaise, holds_run, remove_orphan_temps, where_line
+from migt_train.run_dir import RunRecord, RunStopped, StopsRaise, holds_run, remove_orphan_temps, where_line
 from migt_train.training.checkpoint import seed_everything
 from migt_train.training.distributed import resolve_device
 from migt_train.training.trainer import TrainingInterrupted
@@ -34,7 +34,7 @@ def run(cfg: DictConfig) -> float:
     try:
         with StopsRaise(run_dir) as stops:
             objective = train_and_evaluate(cfg, run_dir, record, stops)
-    except TrainingInterrupted as e:
+    except (TrainingInterrupted, RunStopped) as e:
         # a stop requested by the user ends a sweep too, with the run left resumable
         _status("interrupted", str(e))
         print(f"interrupted: {e}", file=sys.stderr)
