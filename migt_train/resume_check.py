@@ -105,6 +105,23 @@ def plan_resume(run_dir: Path, recorded: dict, new: dict, overrides: Iterable[st
     return plan
 
 
+def check_checkpoint_agrees(run_dir: Path, recorded: dict) -> None:
+    """last.pt records the config it was trained with: a config.yaml that says otherwise (rewritten by
+    hand, or by an earlier version's resume) cannot be the run's record."""
+    from migt_train.training.checkpoint import load_checkpoint
+
+    last = run_dir / "checkpoints" / "last.pt"
+    trained = load_checkpoint(last).get("config")
+    if not isinstance(trained, dict):
+        return
+    rec, ckpt = flatten(recorded), flatten(trained)
+    differ = sorted(k for k in rec.keys() & ckpt.keys() if rec[k] != ckpt[k] and not allowed(k))
+    if differ:
+        shown = ", ".join(f"{k} ({_short(ckpt[k])} in last.pt, {_short(rec[k])} in config.yaml)" for k in differ[:8])
+        raise MigtError(f"{run_dir}/config.yaml does not match what {last} was trained with: {shown}; "
+                        "restore config.yaml or start a new run")
+
+
 def load_recorded(run_dir: Path) -> dict | None:
     path = run_dir / "config.yaml"
     if not path.is_file():

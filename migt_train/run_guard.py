@@ -19,7 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from migt_train.errors import MigtError
-from migt_train.resume_check import check_not_finished, load_recorded, plan_resume
+from migt_train.resume_check import check_checkpoint_agrees, check_not_finished, load_recorded, plan_resume
 from migt_train.run_dir import acquire_lock, holds_run, read_status
 
 log = logging.getLogger("migt_train")
@@ -65,8 +65,9 @@ def check_run_dir(config: DictConfig) -> list[str]:
                             "or choose another hydra.run.dir")
         return []
     recorded = load_recorded(run_dir)
-    if recorded is None:
-        return []
+    if recorded is None or not (run_dir / "checkpoints" / "last.pt").is_file():
+        return []  # nothing trained yet: the resume starts fresh with this command's config
+    check_checkpoint_agrees(run_dir, recorded)
     task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
     new = OmegaConf.to_container(task, resolve=True)
     plan = plan_resume(run_dir, recorded, new, OmegaConf.to_container(config.hydra.overrides.task))

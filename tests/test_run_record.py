@@ -227,3 +227,18 @@ def test_sigterm_during_the_final_evaluation_is_a_clean_stop(tmp_path: Path) -> 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert status(run_dir)["status"] == "completed" and (run_dir / "metrics.json").is_file()
     assert len(json.loads((run_dir / "history.json").read_text())["epochs"]) == 2
+
+
+def test_resume_refuses_a_config_yaml_that_its_checkpoint_contradicts(finished_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["optimizer"]["lr"] = 0.5  # what an earlier version's resume left behind
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    before = snapshot(run_dir)
+    proc = run_py(tmp_path, "trainer.resume=auto", "hydra.run.dir=run", "trainer.max_epochs=3")
+    assert proc.returncode == 2
+    assert "optimizer.lr (0.001 in last.pt, 0.5 in config.yaml)" in proc.stderr
+    assert snapshot(run_dir) == before
