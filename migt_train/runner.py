@@ -17,9 +17,8 @@ from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
 from migt_train.io import write_text
 from migt_train.run_dir import RunRecord, RunStopped, StopsRaise, holds_run, remove_orphan_temps, where_line
-from migt_train.training.checkpoint import seed_everything
-from migt_train.training.distributed import resolve_device
-from migt_train.training.trainer import TrainingInterrupted
+from migt_train.runtime import Runtime, seed_everything
+from migt_train.training.signals import TrainingInterrupted
 
 log = logging.getLogger("migt_train")
 
@@ -90,15 +89,16 @@ def _claim_run_dir(cfg: DictConfig, run_dir: Path, record: RunRecord) -> None:
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops: StopsRaise) -> float:
     from migt_train.data import load_market
-    from migt_train.evaluation.evaluate import evaluate_run
-    from migt_train.training import Trainer, load_checkpoint
+    from migt_train.evaluation.report import evaluate_run
+    from migt_train.training import Trainer, TrainerConfig, load_checkpoint
 
     _claim_run_dir(cfg, run_dir, record)
     resolved = resolved_container(cfg)
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
     record.status("running")
-    device = resolve_device(cfg.trainer.device)
-    seed_everything(cfg.seed)
+    t = cfg.trainer
+    runtime = Runtime.create(t.device, t.mixed_precision, t.amp_dtype)
+    seed_everything(cfg.seed, runtime.dist.rank)
 
     log.info("run directory: %s", run_dir)
     t0 = time.time()
@@ -114,8 +114,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
     log.info("model: %s, %s trainable parameters", type(model).__name__, f"{n_parameters:,}")
 
     logger = instantiate(cfg.logger, run_dir=run_dir, run_config=resolved, _recursive_=False)
-    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_cfg["device"] = str(device)
+    trainer_cfg = TrainerConfig.from_mapping({**OmegaConf.to_container(t, resolve=True), "device": str(runtime.device)})
     exit_code = 1
     try:
         trainer = Trainer(
@@ -127,9 +126,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
             run_dir=run_dir,
             seed=cfg.seed,
             levels=levels,
+            config=trainer_cfg,
             logger=logger,
-            config=resolved,
-            **trainer_cfg,
+            run_config=resolved,
+            runtime=runtime,
         )
         result = trainer.fit()
         stops.phase = "during the final evaluation (training is finished; the resume only evaluates)"
@@ -147,14 +147,16 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
                 "stopped_early": result.stopped_early,
                 "nonfinite_steps": result.nonfinite_steps,
                 "n_parameters": n_parameters,
-                "world_size": 1,
+                "world_size": runtime.dist.world_size,
                 "tag": cfg.tag,
             },
             history_path=run_dir / "history.json",
             batch_size=cfg.evaluation.batch_size,
-            device=device,
+            device=runtime.device,
             conformal=cfg.evaluation.conformal,
             ewma_halflife=cfg.evaluation.ewma_halflife,
+            precision=runtime.precision,
+            progress=bool(cfg.trainer.progress),
         )
         test = metrics["test"]
         log.info(

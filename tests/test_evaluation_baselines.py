@@ -8,7 +8,12 @@ import torch
 from evaluation_helpers import LEVELS, make_market
 
 from migt_train.errors import MigtError
-from migt_train.evaluation.baselines import Climatology, EWMAVolatility, ewma_alpha, fit_baselines
+from migt_train.evaluation.baselines import Climatology, EWMAVolatility, fit_baselines
+
+
+def ewma_alpha(halflife: float) -> float:
+    """Smoothing weight of the newest squared return for a given halflife."""
+    return 1.0 - math.exp(-math.log(2.0) / halflife)
 
 
 def test_climatology_is_training_quantiles():

@@ -99,12 +99,3 @@ class MarketData:
         """Per-horizon mean and std of the split's targets, for loss standardisation."""
         y = self.split_targets(split).double()
         return y.mean(0).float(), y.std(0).clamp_min(1e-12).float()
-
-    def to(self, device: torch.device | str) -> "MarketData":
-        moved = {
-            k: (v.to(device) if isinstance(v, torch.Tensor) else v)
-            for k, v in self.__dict__.items()
-            if k != "_steps"
-        }
-        moved["splits"] = {k: v.to(device) for k, v in self.splits.items()}
-        return MarketData(**moved)

@@ -9,7 +9,6 @@ tails, skew and drift come from the data rather than a Gaussian assumption.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -82,8 +81,3 @@ def fit_baselines(
         "climatology": Climatology.fit(data, levels),
         "ewma": EWMAVolatility.fit(data, levels, ewma_halflife),
     }
-
-
-def ewma_alpha(halflife: float) -> float:
-    """Smoothing weight of the newest squared return for a given halflife (documentation aid)."""
-    return 1.0 - math.exp(-math.log(2.0) / halflife)

@@ -18,9 +18,10 @@ from migt_train.evaluation.baselines import fit_baselines
 from migt_train.evaluation.conformal import ConformalShift
 from migt_train.evaluation.metrics import level_key, quantile_metrics
 from migt_train.evaluation.plots import plot_calibration, plot_loss_curves
-from migt_train.evaluation.predict import predict
 from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE, FIT_SUMMARY_KEYS
+from migt_train.inference import predict
 from migt_train.io import atomic_write, write_json
+from migt_train.runtime import Precision
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,12 @@ def evaluate_run(
     device: torch.device | str = "cpu",
     conformal: bool = False,
     ewma_halflife: float = DEFAULT_EWMA_HALFLIFE,
+    precision: Precision | None = None,
 ) -> dict[str, Any]:
     """Evaluate `model` (already loaded, already on `device`) on the test split and write into run_dir:
     metrics.json, predictions.parquet, plots/loss_curves.png (if history_path has epochs),
     plots/calibration.png (+ plots/calibration_conformal.png). Returns the metrics dict.
+    `precision`: the autocast validation used (the same numerics for the test forecasts).
     """
     run_dir = Path(run_dir)
     levels = [float(t) for t in levels]
@@ -83,7 +86,7 @@ def evaluate_run(
     if not torch.isfinite(y).all():
         raise MigtError(f"data.targets: test targets are not finite ({int((~torch.isfinite(y)).any(1).sum())} rows)")
 
-    q = predict(model, data, test, batch_size, device)
+    q = predict(model, data, test, batch_size, device, precision)
     if q.shape[1:] != (len(data.horizons), len(levels)):
         raise MigtError(
             f"model: forecasts have shape {tuple(q.shape[1:])} per sample but the config asks for "
@@ -119,7 +122,7 @@ def evaluate_run(
     extra: dict[str, torch.Tensor] = {}
     if conformal:
         val = data.splits["val"].cpu()
-        cal = ConformalShift.fit(predict(model, data, val, batch_size, device), data.targets[val].cpu(), levels)
+        cal = ConformalShift.fit(predict(model, data, val, batch_size, device, precision), data.targets[val].cpu(), levels)
         extra["conformal_"] = cal.apply(q)
         metrics["test_conformal"] = quantile_metrics(extra["conformal_"], y, levels, names)
         metrics["conformal"] = {
