@@ -54,7 +54,7 @@ class RunGuard(Callback):
 
 def check_run_dir(config: DictConfig) -> list[str]:
     """Lock the run dir, check it and (for a resume) make `config` the recorded one; returns notes."""
-    from migt_train.config import RUN_ID
+    from migt_train.resolvers import RUN_ID
 
     run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir"))).absolute()
     acquire_lock(run_dir)
