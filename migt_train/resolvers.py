@@ -26,6 +26,12 @@ def _sqlite_url(path: str) -> str:
     return f"sqlite:///{path}"
 
 
+def _sweep_range_resolvers() -> dict:
+    from migt_train.sweep.ranges import RESOLVERS
+
+    return RESOLVERS
+
+
 def register_resolvers() -> None:
     resolvers = {
         "len": lambda seq: len(seq),
@@ -34,6 +40,7 @@ def register_resolvers() -> None:
         "migt.bars_per_day": lambda bar_minutes: 24 * 60 // int(bar_minutes),
         "migt.run_id": lambda: RUN_ID,
         "migt.sqlite_url": _sqlite_url,
+        **_sweep_range_resolvers(),
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

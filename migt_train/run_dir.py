@@ -121,9 +121,12 @@ def effective_status(record: dict[str, Any]) -> str:
     return "running" if alive else f"running@{record.get('host')}"
 
 
-def write_status(run_dir: Path, status: str, started: float, message: str | None = None) -> None:
+def write_status(run_dir: Path, status: str, started: float, message: str | None = None,
+                 trial_number: int | None = None) -> None:
     record = {"status": status, "message": message, "started": started,
               "seconds": time.time() - started, **owner()}
+    if trial_number is not None:
+        record["trial_number"] = trial_number
     write_json(Path(run_dir) / "status.json", record)
 
 
@@ -140,8 +143,9 @@ class RunRecord:
     """status.json of one run, written only once this process owns the directory: a run refused
     because the directory is locked or holds another run must not relabel that run."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, trial_number: int | None = None) -> None:
         self.run_dir = Path(run_dir)
+        self.trial_number = trial_number  # Optuna trial of a sweep job
         self.started = time.time()
         self.owned = False
 
@@ -156,7 +160,7 @@ class RunRecord:
 
     def status(self, status: str, message: str | None = None) -> None:
         if self.owned:
-            write_status(self.run_dir, status, self.started, message)
+            write_status(self.run_dir, status, self.started, message, self.trial_number)
 
 
 def where_line(run_dir: Path) -> str:

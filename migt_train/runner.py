@@ -19,6 +19,7 @@ from migt_train.io import write_text
 from migt_train.run_dir import RunRecord, RunStopped, StopsRaise, holds_run, remove_orphan_temps, where_line
 from migt_train.runtime import Runtime, seed_everything
 from migt_train.training.signals import TrainingInterrupted
+from migt_train.sweep.trials import trial_number_of_job
 
 log = logging.getLogger("migt_train")
 
@@ -28,7 +29,8 @@ def run(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     in_sweep = hc.mode == RunMode.MULTIRUN
-    record = RunRecord(run_dir)
+    trial = trial_number_of_job(hc)
+    record = RunRecord(run_dir, trial_number=trial)
     _status = record.status
     try:
         with StopsRaise(run_dir) as stops:
@@ -39,7 +41,7 @@ def run(cfg: DictConfig) -> float:
         print(f"interrupted: {e}", file=sys.stderr)
         sys.exit(128 + e.signum)
     except MigtError as e:
-        _status("failed", str(e))
+        _status("failed", str(e))  # a no-op unless this process owns the run dir
         if in_sweep:
             log.error("error: %s", e)
             return math.inf
@@ -149,6 +151,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
                 "n_parameters": n_parameters,
                 "world_size": runtime.dist.world_size,
                 "tag": cfg.tag,
+                "trial_number": record.trial_number,  # Optuna trial of a sweep job, null otherwise
             },
             history_path=run_dir / "history.json",
             batch_size=cfg.evaluation.batch_size,

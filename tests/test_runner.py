@@ -131,21 +131,12 @@ def test_optuna_sweep_resumes_in_sqlite(tmp_path: Path) -> None:
 
     sweeps = sorted((tmp_path / "outputs" / "multiruns").iterdir())
     assert len(sweeps) == 2
-    for sweep in sweeps:
+    # each job dir is named after its Optuna trial number, unique in the study
+    for sweep, expected in zip(sweeps, (["0", "1", "2"], ["3", "4", "5"])):
         jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
-        assert jobs == ["0", "1", "2"]
+        assert jobs == expected
         for job in jobs:
-            assert (sweep / job / "metrics.json").is_file()
+            assert json.loads((sweep / job / "metrics.json").read_text())["trial_number"] == int(job)
     for job in ("0", "1", "2"):  # the first launch logged to wandb: one offline run per job
         assert len(list((sweeps[0] / job / "wandb").glob("offline-run-*"))) == 1
     assert len(summarize(tmp_path / "outputs")) == 6
-
-
-def test_failing_trial_does_not_end_sweep(tmp_path: Path) -> None:
-    # a negative weight decay fails validation in every trial: each returns inf, the sweep goes on
-    proc = run_py(tmp_path, "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
-                  "optimizer.weight_decay=-1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (sweep,) = list((tmp_path / "outputs" / "multiruns").iterdir())
-    statuses = [json.loads((sweep / j / "status.json").read_text())["status"] for j in ("0", "1")]
-    assert statuses == ["failed", "failed"]

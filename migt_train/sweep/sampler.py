@@ -1,4 +1,4 @@
-"""Optuna pieces for `hparams_search=optuna`."""
+"""TPE that continues a stored study instead of repeating it, and differs between workers."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from optuna.samplers import RandomSampler, TPESampler
 
 
 class ResumableTPESampler(TPESampler):
-    """TPE whose random state is derived from (seed, trials already in the study).
+    """TPE whose random state is derived from (seed, number of this launch's first trial).
 
     A plain seeded sampler restarted on a stored study re-proposes the first launch's start-up
-    trials; reseeding on the first trial of each launch continues the search instead, and stays
-    reproducible for a given study history.
+    trials, and two workers started together on one shared study would propose the same points.
+    Reseeding on the first trial of each launch from that trial's number — unique in the study —
+    continues the search, keeps workers apart, and stays reproducible for a given study history
+    (for launches one after another the number equals the count of trials already stored).
     """
 
     def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
@@ -25,7 +27,7 @@ class ResumableTPESampler(TPESampler):
         if not self._reseeded:
             self._reseeded = True
             if self._base_seed is not None:
-                seed = (self._base_seed + 7919 * len(study.get_trials(deepcopy=False))) % 2**32
+                seed = (self._base_seed + 7919 * (trial.number + 1)) % 2**32
                 self._rng = np.random.RandomState(seed)
                 self._random_sampler = RandomSampler(seed=seed)
         return super().infer_relative_search_space(study, trial)
