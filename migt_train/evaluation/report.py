@@ -72,6 +72,7 @@ def evaluate_run(
     conformal: bool = False,
     ewma_halflife: float = DEFAULT_EWMA_HALFLIFE,
     precision: Precision | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate `model` (already loaded, already on `device`) on the test split and write into run_dir:
     metrics.json, predictions.parquet, plots/loss_curves.png (if history_path has epochs),
@@ -87,7 +88,7 @@ def evaluate_run(
     if not torch.isfinite(y).all():
         raise MigtError(f"data.targets: test targets are not finite ({int((~torch.isfinite(y)).any(1).sum())} rows)")
 
-    q = predict(model, data, test, batch_size, device, precision)
+    q = predict(model, data, test, batch_size, device, precision, "test evaluation" if progress else None)
     if q.shape[1:] != (len(data.horizons), len(levels)):
         raise MigtError(
             f"model: forecasts have shape {tuple(q.shape[1:])} per sample but the config asks for "
@@ -129,7 +130,8 @@ def evaluate_run(
     extra: dict[str, torch.Tensor] = {}
     if conformal:
         val = data.splits["val"].cpu()
-        cal = ConformalShift.fit(predict(model, data, val, batch_size, device, precision), data.targets[val].cpu(), levels)
+        val_q = predict(model, data, val, batch_size, device, precision, "conformal fit on val" if progress else None)
+        cal = ConformalShift.fit(val_q, data.targets[val].cpu(), levels)
         extra["conformal_"] = cal.apply(q)
         metrics["test_conformal"] = quantile_metrics(extra["conformal_"], y, levels, names)
         metrics["conformal"] = {
