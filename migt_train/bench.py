@@ -9,6 +9,9 @@ One function per section; each returns rows of figures and prints them. Sections
          (13824 x 256) . (256 x 1024) measured in the same process (see linear_rate).
   data   batch assembly throughput (samples/s) of MarketData.batch on the quickstart's synthetic market
          at 128 windows x 288 steps x 24 features.
+  load   a year of 1-minute bars of two futures contracts (~700,000 rows, Databento-style CSV with
+         fixed-point prices, written to a temp dir) through load_market at 5-minute bars: read, roll,
+         aggregate, featurise (first load, fresh cache), then again from the feature cache.
   train  time split of one training step (data, forward, backward, optimizer) for an experiment
          preset (default quickstart) on its own data, batch size and device (AMP where CUDA).
   gpu    (CUDA only; not in the default sections) experiment=nq_full's model and optimizer, a
@@ -195,6 +198,64 @@ def data_section(quick: bool = False, threads: int | None = None, **_) -> list[d
     return [{"samples_per_second": rate}]
 
 
+def two_contract_year(path: Path, n_days: int = 252, seed: int = 0) -> int:
+    """Write a Databento-style CSV: NQH4 and NQM4 1-minute bars over n_days Globex days, NQM4 out-trading
+    NQH4 from the middle on. Returns the number of rows. A random walk is enough to time the data path."""
+    import numpy as np
+    import pandas as pd
+
+    from migt_train.data.calendar import globex_bars
+
+    ts, _ = globex_bars("2024-01-02", n_days, 1, "America/New_York", 18 * 60)
+    rng = np.random.default_rng(seed)
+    n = len(ts)
+    day = np.arange(n) // (len(ts) // n_days)
+    frames = []
+    for sym, iid, level, share in (("NQH4", 1, 16000.0, np.where(day < n_days // 2, 1.0, 0.2)),
+                                   ("NQM4", 2, 16150.0, np.where(day < n_days // 2, 0.2, 1.0))):
+        close = level * np.exp(np.cumsum(rng.normal(0, 3e-4, n)))
+        open_ = np.r_[close[0], close[:-1]]
+        wick = np.abs(rng.normal(0, 2e-4, (2, n))) * close
+        px = {"open": open_, "high": np.maximum(open_, close) + wick[0], "low": np.minimum(open_, close) - wick[1],
+              "close": close}
+        frames.append(pd.DataFrame({
+            "ts_event": ts.astype(np.int64), "rtype": 33, "publisher_id": 1, "instrument_id": iid,
+            **{k: (np.round(v * 4) / 4 * 1e9).astype(np.int64) for k, v in px.items()},
+            "volume": (rng.integers(50, 500, n) * share).astype(np.int64) + 1, "symbol": sym,
+        }))
+    frame = pd.concat(frames).sort_values(["ts_event", "instrument_id"], kind="stable")
+    frame.to_csv(path, index=False)
+    return len(frame)
+
+
+def load_section(quick: bool = False, threads: int | None = None, **_) -> list[dict]:
+    import tempfile
+
+    from migt_train.data import load_market
+    from migt_train.data.build import file_digest
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "glbx-mdp3.ohlcv-1m.csv"
+        rows = two_contract_year(path, n_days=63 if quick else 252)
+        size = path.stat().st_size
+        cfg = compose_config("data=ohlcv", f"data.path={path}", f"data.cache_dir={Path(tmp) / 'cache'}").data
+        t0 = time.perf_counter()
+        data = load_market(cfg)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        load_market(cfg)
+        cached = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        file_digest(path)
+        digest = time.perf_counter() - t0
+    print(f"== data load: {rows:,} rows of 1-minute bars, 2 contracts ({len(data.rolls['rolls'])} roll) -> "
+          f"{len(data.timestamps):,} 5-minute bars after warm-up")
+    print(f"first load (read, roll, aggregate, featurise): {first:.2f} s; from the feature cache: {cached:.2f} s "
+          f"(of which {digest:.2f} s hash the {size / 2**20:.0f} MiB file for the cache key)")
+    return [{"rows": rows, "first_load_seconds": first, "cached_seconds": cached, "digest_seconds": digest,
+             "file_bytes": size}]
+
+
 def train_section(quick: bool = False, threads: int | None = None, experiment: str = "quickstart") -> list[dict]:
     from hydra.utils import instantiate
 
@@ -304,8 +365,9 @@ def gpu_section(quick: bool = False, threads: int | None = None, experiment: str
     return rows
 
 
-SECTIONS = {"model": model_section, "data": data_section, "train": train_section, "gpu": gpu_section}
-DEFAULT_SECTIONS = ["model", "data", "train"]  # gpu only when asked
+SECTIONS = {"model": model_section, "data": data_section, "load": load_section, "train": train_section,
+            "gpu": gpu_section}
+DEFAULT_SECTIONS = ["model", "data", "load", "train"]  # gpu only when asked
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -107,8 +107,9 @@ def _new_eval_dir(run_dir: Path) -> Path:
     raise MigtError(f"{run_dir / 'evaluations'}: cannot create a fresh evaluation directory")
 
 
-def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
-    """Library form of the CLI: returns (evaluation dir, metrics)."""
+def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, dict, Path, list[float]]:
+    """A run directory -> (its config with the overrides applied and resolved, best.pt's contents, best.pt's
+    path, quantile levels). Shared by the evaluate and predict CLIs and `load_run`."""
     run_dir = Path(run_dir)
     parsed = _parse_overrides(overrides)
     if not run_dir.is_dir():
@@ -117,13 +118,9 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     if not ckpt_path.is_file():
         raise MigtError(f"{ckpt_path}: checkpoint not found (the run has not finished a validation epoch?)")
 
-    import torch
-    from hydra.utils import instantiate
     from omegaconf import DictConfig, OmegaConf
 
-    from migt_train.evaluation.report import evaluate_run
     from migt_train.training.checkpoint import read_checkpoint
-    from migt_train.io import write_text
 
     ckpt = read_checkpoint(ckpt_path)
     if "model" not in ckpt:
@@ -136,35 +133,63 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
         raise MigtError(f"{cfg_path}: cannot read config ({e})".replace("\n", " ")) from None
     if not isinstance(cfg, DictConfig) or "model" not in cfg or "data" not in cfg:
         raise MigtError(f"{cfg_path}: config without model/data sections (and none in best.pt)")
+    own_source = (cfg.data.get("source"), cfg.data.get("path"))
     cfg = _apply_overrides(cfg, parsed)
     try:
         OmegaConf.resolve(cfg)
     except Exception as e:
         raise MigtError(f"{cfg_path}: {e}".replace("\n", " ")) from None
+    # another file than the run's own: score all of it (after warm-up), unless a split was asked for
+    asked_split = any(o.key_or_group.startswith("data.split") for o in parsed)
+    if (cfg.data.get("source"), cfg.data.get("path")) != own_source and not asked_split:
+        OmegaConf.update(cfg, "data.split.by", "all", force_add=True)
+    return cfg, ckpt, ckpt_path, _levels(cfg)
 
-    from migt_train.evaluation.settings import EvaluationConfig
-    from migt_train.runtime import Precision, resolve_device
-    from migt_train.training.config import TrainerConfig
 
-    ev = _merged(EvaluationConfig, cfg.get("evaluation"), "evaluation")
-    trainer = _merged(TrainerConfig, cfg.get("trainer"), "trainer")
-    levels = _levels(cfg)
-    device = resolve_device(ev.device, key="evaluation.device")
-    # the autocast validation ran under, so the test forecasts get the same numerics
-    precision = Precision.for_device(device, trainer.mixed_precision, trainer.amp_dtype)
+def load_model(cfg: Any, ckpt: dict, ckpt_path: Path, n_features: int) -> Any:
+    """The config's model with best.pt's weights (its feature and target scaling included), on the CPU."""
+    import torch
+    from hydra.utils import instantiate
 
-    from migt_train.data import load_market
-
-    data = load_market(cfg.data)
     try:
         model = instantiate(cfg.model)
         model.load_state_dict(ckpt["model"])
     except Exception as e:
         raise MigtError(f"{ckpt_path}: model does not match config.yaml model section ({e})".replace("\n", " ")) from None
     input_mean = getattr(model, "input_mean", None)
-    if isinstance(input_mean, torch.Tensor) and input_mean.shape[-1] != data.n_features:
-        raise MigtError(f"data: {data.n_features} features but the checkpoint was trained on {input_mean.shape[-1]}")
-    model.to(device)
+    if isinstance(input_mean, torch.Tensor) and input_mean.shape[-1] != n_features:
+        raise MigtError(f"data: {n_features} features but the checkpoint was trained on {input_mean.shape[-1]}")
+    return model
+
+
+def run_precision(cfg: Any, device: Any) -> Any:
+    """The autocast validation ran under (the run's trainer settings), so later forecasts get the same
+    numerics."""
+    from migt_train.runtime import Precision
+    from migt_train.training.config import TrainerConfig
+
+    trainer = _merged(TrainerConfig, cfg.get("trainer"), "trainer")
+    return Precision.for_device(device, trainer.mixed_precision, trainer.amp_dtype)
+
+
+def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
+    """Library form of the CLI: returns (evaluation dir, metrics)."""
+    run_dir = Path(run_dir)
+    cfg, ckpt, ckpt_path, levels = load_run_config(run_dir, overrides)
+
+    from omegaconf import OmegaConf
+
+    from migt_train.data import load_market
+    from migt_train.evaluation.report import evaluate_run
+    from migt_train.evaluation.settings import EvaluationConfig
+    from migt_train.io import write_text
+    from migt_train.runtime import resolve_device
+
+    ev = _merged(EvaluationConfig, cfg.get("evaluation"), "evaluation")
+    device = resolve_device(ev.device, key="evaluation.device")
+    precision = run_precision(cfg, device)
+    data = load_market(cfg.data)
+    model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)
 
     out_dir = _new_eval_dir(run_dir)
     write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))

@@ -12,11 +12,22 @@ from typing import Any, Callable
 import torch
 
 
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it straight back (no thread writes files meanwhile)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# read once: files are created as open() would create them, not 0600 as mkstemp makes them
+UMASK = _umask()
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Write via `write(temp path)` in the same folder, then rename over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~UMASK)
     os.close(fd)
     try:
         write(Path(tmp))

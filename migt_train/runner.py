@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import sys
@@ -18,15 +17,12 @@ from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
 from migt_train.io import write_json, write_text
 from migt_train.loggers import NullLogger
+from migt_train.run_dir import RunRecord, RunStopped, StopsRaise, holds_run, remove_orphan_temps, where_line
 from migt_train.runtime import Runtime, barrier, current_dist, init_distributed, seed_everything
 from migt_train.training.signals import TrainingInterrupted
 from migt_train.sweep.trials import trial_number_of_job
 
 log = logging.getLogger("migt_train")
-
-
-class RunDirTaken(MigtError):
-    """The run dir already holds another run: its files, status.json included, stay untouched."""
 
 
 def run(cfg: DictConfig) -> float:
@@ -35,22 +31,22 @@ def run(cfg: DictConfig) -> float:
     run_dir = Path(hc.runtime.output_dir)
     in_sweep = hc.mode == RunMode.MULTIRUN
     trial = trial_number_of_job(hc)
-    started = time.time()
     if in_sweep and current_dist().world_size > 1:
         print("error: a sweep (-m) under torchrun is not supported: run the sweep's workers as separate "
               "processes, each training on one device", file=sys.stderr)
         sys.exit(2)
-    _status = functools.partial(_write_status, trial_number=trial)
+    record = RunRecord(run_dir, trial_number=trial)
+    _status = record.status
     try:
-        objective = train_and_evaluate(cfg, run_dir, trial)
-    except TrainingInterrupted as e:
+        with StopsRaise(run_dir) as stops:
+            objective = train_and_evaluate(cfg, run_dir, record, stops)
+    except (TrainingInterrupted, RunStopped) as e:
         # a stop requested by the user ends a sweep too, with the run left resumable
-        _status(run_dir, "interrupted", started, str(e))
+        _status("interrupted", str(e))
         print(f"interrupted: {e}", file=sys.stderr)
         sys.exit(128 + e.signum)
     except MigtError as e:
-        if not isinstance(e, RunDirTaken):
-            _status(run_dir, "failed", started, str(e))
+        _status("failed", str(e))  # a no-op unless this process owns the run dir
         if in_sweep:
             log.error("error: %s", e)
             return math.inf
@@ -58,17 +54,21 @@ def run(cfg: DictConfig) -> float:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        _status(run_dir, "interrupted", started, "interrupted")
+        _status("interrupted", "interrupted")
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as e:
-        _status(run_dir, "failed", started, f"{type(e).__name__}: {e}")
+        _status("failed", f"{type(e).__name__}: {e}")
         if in_sweep:
             log.exception("trial failed; the sweep goes on")
             return math.inf
         raise
-    _status(run_dir, "completed", started)
+    _status("completed")
     return objective if math.isfinite(objective) else math.inf
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _to_log_file(message: str) -> None:
@@ -79,45 +79,41 @@ def _to_log_file(message: str) -> None:
             handler.handle(record)
 
 
-def _write_status(
-    run_dir: Path, status: str, started: float, message: str | None = None, trial_number: int | None = None
-) -> None:
-    if not current_dist().is_main:  # under torchrun rank 0 writes the run's files
+def _claim_run_dir(cfg: DictConfig, run_dir: Path, record: RunRecord, is_main: bool = True) -> None:
+    """Lock (run_guard took it already for single runs; sweep jobs take it here), refuse a used dir
+    for a fresh run, validate; status.json is ours once a fresh dir is locked, or a resume validated.
+    Under torchrun rank 0 alone locks and owns the directory; the other ranks make the same checks."""
+    if is_main:
+        record.take()
+    if cfg.trainer.resume is None:
+        if holds_run(run_dir):
+            raise MigtError(f"{run_dir} already holds a run; pass trainer.resume=auto to continue it "
+                            "or choose another hydra.run.dir")
+        record.owned = is_main
+    validate(cfg)
+    if not is_main:
         return
-    record = {"status": status, "message": message, "started": started, "seconds": time.time() - started}
-    if trial_number is not None:
-        record["trial_number"] = trial_number
-    write_json(run_dir / "status.json", record)
+    record.own()
+    for orphan in remove_orphan_temps(run_dir):
+        log.info("removed %s, left by a process that was killed while writing it", orphan)
 
 
-def _check_fresh_dir(run_dir: Path, resume: str | None) -> None:
-    if resume is None and ((run_dir / "history.json").exists() or (run_dir / "checkpoints").exists()):
-        raise RunDirTaken(
-            f"{run_dir} already holds a run; pass trainer.resume=auto to continue it "
-            "or choose another hydra.run.dir"
-        )
-
-
-def train_and_evaluate(cfg: DictConfig, run_dir: Path, trial_number: int | None = None) -> float:
+def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops: StopsRaise) -> float:
     import torch
 
     from migt_train.data import load_market
     from migt_train.evaluation.report import evaluate_run
     from migt_train.training import Trainer, TrainerConfig, load_checkpoint
 
-    validate(cfg)
     t = cfg.trainer
     # run.py joins torchrun's group before Hydra starts; a caller composing the config itself joins here
     dist_env = init_distributed(torch.device("cpu") if t.device == "cpu" else None)
-    _check_fresh_dir(run_dir, cfg.trainer.resume)
+    _claim_run_dir(cfg, run_dir, record, dist_env.is_main)
     resolved = resolved_container(cfg)
-    # every rank has checked the directory before rank 0 writes into it
-    barrier()
+    barrier()  # every rank has checked the directory before rank 0 writes into it
     if dist_env.is_main:
         write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
-        running = {"status": "running", "started": time.time()}
-        write_json(run_dir / "status.json",
-                   running if trial_number is None else {**running, "trial_number": trial_number})
+    record.status("running")
     runtime = Runtime.create(t.device, t.mixed_precision, t.amp_dtype)
     seed_everything(cfg.seed, runtime.dist.rank)
 
@@ -130,6 +126,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, trial_number: int | None 
         data.source, *data.features.shape,
         "/".join(str(len(data.splits[k])) for k in ("train", "val", "test")), time.time() - t0,
     )
+    if data.rolls is not None and runtime.is_main:  # a file's contracts and roll dates travel with the run
+        write_json(run_dir / "rolls.json", data.rolls)
+        if data.rolls.get("rolls"):
+            log.info("rolls: %s", ", ".join(f"{r['trading_day']} {r['from_contract']}->{r['to_contract']}" for r in data.rolls["rolls"]))
     levels = [float(t) for t in cfg.quantiles.levels]
     model = instantiate(cfg.model)
     n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -160,6 +160,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, trial_number: int | None 
             barrier()
             exit_code = 0
             return float(result.best_val_loss)
+        stops.phase = "during the final evaluation (training is finished; the resume only evaluates)"
+        log.info("final evaluation: best.pt (epoch %d) on the test split", result.best_epoch)
         model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt")["model"])
         metrics = evaluate_run(
             run_dir,
@@ -174,7 +176,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, trial_number: int | None 
                 "nonfinite_steps": result.nonfinite_steps,
                 "n_parameters": n_parameters,
                 "world_size": runtime.dist.world_size,
-                "trial_number": trial_number,  # Optuna trial of a sweep job, null otherwise
+                "tag": cfg.tag,
+                "trial_number": record.trial_number,  # Optuna trial of a sweep job, null otherwise
             },
             history_path=run_dir / "history.json",
             batch_size=cfg.evaluation.batch_size,
@@ -182,14 +185,16 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, trial_number: int | None 
             conformal=cfg.evaluation.conformal,
             ewma_halflife=cfg.evaluation.ewma_halflife,
             precision=runtime.precision,
+            progress=bool(cfg.trainer.progress),
         )
         test = metrics["test"]
         log.info(
             "test: pinball %.6g, crps %.6g, calibration error %.4f, skill vs climatology %.4f, "
             "oracle gap closed %s",
             test["pinball_loss"], test["crps"], test["calibration_error"],
-            metrics["skill_vs_climatology"], metrics.get("oracle_gap_closed"),
+            metrics["skill_vs_climatology"], _fmt(metrics.get("oracle_gap_closed")),
         )
+        log.info(where_line(run_dir))
         logger.log_summary({f"test/{k}": v for k, v in test.items() if isinstance(v, float)})
         exit_code = 0
     finally:

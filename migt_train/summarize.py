@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from migt_train.run_dir import effective_status, read_status
+
 
 def _load_json(path: Path) -> dict | None:
     try:
@@ -27,15 +29,25 @@ def _overrides(run_dir: Path) -> str:
     return " ".join(str(o) for o in items if not str(o).startswith("hparams_search="))
 
 
+def _tag(run_dir: Path) -> Any:
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    return config.get("tag") if isinstance(config, dict) else None
+
+
 def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
     metrics = _load_json(run_dir / "metrics.json") or {}
     history = (_load_json(run_dir / "history.json") or {}).get("epochs", [])
-    status = (_load_json(run_dir / "status.json") or {}).get("status", "unknown")
+    # "running" whose process is gone (kill -9, power loss) shows as "stale"
+    status = effective_status(read_status(run_dir))
     val_losses = [e["val_loss"] for e in history if e.get("val_loss") is not None]
     best_val = metrics.get("best_val_loss", min(val_losses) if val_losses else None)
     test = metrics.get("test", {})
     return {
         "run": str(run_dir.relative_to(root)) if run_dir != root else ".",
+        "tag": _tag(run_dir),
         "overrides": _overrides(run_dir),
         "best_val_loss": best_val,
         "test_pinball": test.get("pinball_loss"),
@@ -68,7 +80,7 @@ def _fmt(v: Any) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    cols = ["run", "status", "epochs", "best_val_loss", "test_pinball", "calibration_error",
+    cols = ["run", "tag", "status", "epochs", "best_val_loss", "test_pinball", "calibration_error",
             "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "overrides"]
     cells = [[_fmt(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]

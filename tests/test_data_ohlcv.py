@@ -132,14 +132,24 @@ def test_too_few_bars(tmp_path, bars):
 
 def test_bar_size_mismatch(tmp_path, bars):
     path = write_bars(bars, tmp_path / "five.parquet")
-    with pytest.raises(MigtError, match=r"mostly 5 minutes apart but data.bar_minutes=1"):
+    with pytest.raises(MigtError, match=r"mostly 5 minutes apart, coarser than data.bar_minutes=1"):
         load_market(_ohlcv_cfg(path, bar_minutes=1))
+    with pytest.raises(MigtError, match=r"5 minutes bars do not add up to data.bar_minutes=12"):
+        load_market(_ohlcv_cfg(path, bar_minutes=12))
 
 
-def test_numeric_timestamps_rejected(tmp_path, bars):
+@pytest.mark.parametrize("unit", [10**9, 10**6, 10**3, 1])
+def test_epoch_timestamps(tmp_path, bars, unit):
     b = bars.copy()
-    b["timestamp"] = b["timestamp"].astype("int64") // 10**9
-    with pytest.raises(MigtError, match=r"epoch\.csv: timestamp column is numeric"):
+    b["timestamp"] = b["timestamp"].astype("int64") // unit
+    out = read_ohlcv(write_bars(b, tmp_path / "epoch.csv"))
+    np.testing.assert_array_equal(out["timestamp"].to_numpy(), bars["timestamp"].to_numpy())
+
+
+def test_numeric_timestamps_not_epoch(tmp_path, bars):
+    b = bars.copy()
+    b["timestamp"] = np.arange(len(b)) + 45000.5  # spreadsheet day numbers
+    with pytest.raises(MigtError, match=r"epoch\.csv: timestamp column is numeric but not epoch"):
         read_ohlcv(write_bars(b, tmp_path / "epoch.csv"))
 
 

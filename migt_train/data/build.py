@@ -4,6 +4,8 @@ time info, purged splits (and the oracle for the synthetic market)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import logging
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -13,15 +15,23 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from migt_train.data import cache
-from migt_train.data.calendar import check_timezone, parse_hhmm, time_info
-from migt_train.data.features import FEATURE_NAMES, FEATURE_VERSION, compute_features, warmup_rows
+from migt_train.data.aggregate import to_bar_size, to_bar_starts
+from migt_train.data.calendar import check_timezone, in_session, parse_hhmm, time_info
+from migt_train.data.features import FEATURE_NAMES, FEATURE_VERSION, FEATURE_WARMUP, compute_features, warmup_rows
 from migt_train.data.market import MarketData
+from migt_train.data.ohlcv import read_ohlcv
+from migt_train.data.rolls import continuous_series
 from migt_train.data.schema import DataSchema, SplitSchema, setting
-from migt_train.data.ohlcv import check_bar_size, read_ohlcv
 from migt_train.data.splits import check_split_config, make_splits
 from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
-from migt_train.data.targets import horizon_name, log_return_targets, sample_rows, window_starts
+from migt_train.data.targets import horizon_name, log_return_targets, sample_rows, segment_first_rows, window_starts
 from migt_train.errors import MigtError
+
+log = logging.getLogger(__name__)
+
+# version of the file -> bars path (reading, rolls, aggregation); part of the feature cache key
+BARS_VERSION = 2
+TIMESTAMP_LABELS = ("start", "end")
 
 
 def _get(cfg: Mapping | None, key: str) -> Any:
@@ -69,11 +79,15 @@ class _Settings:
     horizons: list[int]
     tz: str
     session_start: int
+    session_end: int | None
+    timezone: str
+    timestamp_label: str
+    symbol: str | None
     sort: bool
     cache_dir: Path
 
 
-def _settings(cfg: Any) -> _Settings:
+def _settings(cfg: Any, need_path: bool = True) -> _Settings:
     """The data config's values, checked: one MigtError naming the first bad key."""
 
     def bad(key: str, rule: str, value: Any) -> MigtError:
@@ -85,7 +99,7 @@ def _settings(cfg: Any) -> _Settings:
     source = str(_get(cfg, "source"))
     if source not in ("synthetic", "ohlcv"):
         raise bad("source", "must be synthetic or ohlcv", source)
-    if source == "ohlcv" and not _get(cfg, "path"):
+    if source == "ohlcv" and need_path and not _get(cfg, "path"):
         raise bad("path", "data=ohlcv needs the path of a parquet or CSV file", _get(cfg, "path"))
     bar_minutes, max_seq_len = _get(cfg, "bar_minutes"), _get(cfg, "max_seq_len")
     if not positive_int(bar_minutes) or 1440 % bar_minutes:
@@ -98,6 +112,11 @@ def _settings(cfg: Any) -> _Settings:
     horizons = list(_get(cfg, "horizons"))
     if not horizons or not all(positive_int(h) for h in horizons) or sorted(set(horizons)) != horizons:
         raise bad("horizons", "must be positive, distinct and increasing (in bars)", horizons)
+    label = str(_get(cfg, "timestamp_label"))
+    if label not in TIMESTAMP_LABELS:
+        raise bad("timestamp_label", "must be start or end (what a bar's timestamp marks)", label)
+    session_end = _get(cfg, "session_end")
+    symbol = _get(cfg, "symbol")
     return _Settings(
         source=source,
         path=_get(cfg, "path"),
@@ -107,6 +126,10 @@ def _settings(cfg: Any) -> _Settings:
         horizons=[int(h) for h in horizons],
         tz=check_timezone(str(_get(cfg, "session_tz"))),
         session_start=parse_hhmm(_get(cfg, "session_start")),
+        session_end=None if session_end is None else parse_hhmm(session_end, "data.session_end"),
+        timezone=check_timezone(str(_get(cfg, "timezone")), "data.timezone"),
+        timestamp_label=label,
+        symbol=None if symbol is None else str(symbol),
         sort=bool(_get(cfg, "sort")),
         cache_dir=cache.cache_dir(_get(cfg, "cache_dir")),
     )
@@ -123,29 +146,78 @@ def synthetic_bars(syn: SyntheticConfig, s: _Settings) -> pd.DataFrame:
     return bars
 
 
-def _processed(s: _Settings, identity: dict, load_bars) -> pd.DataFrame:
-    """timestamp, the 24 features (float32), _close (float64), _raw_row: bars after warm-up."""
-    key = {"features": FEATURE_VERSION, "names": FEATURE_NAMES, **identity}
+def file_digest(path: Path) -> str:
+    """sha256 of the file's content: the cache follows the data, not the file's name or mtime."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def file_bars(path: Path, s: _Settings) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """The file -> bars of s.bar_minutes (timestamp = bar start, UTC), their segment ids (a new one after
+    each contract roll) and the roll record."""
+    return series_bars(read_ohlcv(path, sort=s.sort, timezone=s.timezone), s, str(path))
+
+
+def series_bars(raw: pd.DataFrame, s: _Settings, source: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """read_ohlcv's table -> file_bars' result."""
+    series = continuous_series(raw, s.symbol, s.tz, s.session_start, source)
+    bars, spacing = to_bar_starts(series.bars, series.segment, s.timestamp_label)
+    segment = series.segment
+    if s.session_end is not None:
+        keep = in_session(bars["timestamp"].to_numpy(), s.tz, s.session_start, s.session_end)
+        log.info("%s: %d of %d bars outside the session dropped", source, int((~keep).sum()), len(keep))
+        bars, segment = bars[keep].reset_index(drop=True), segment[keep]
+    bars, segment = to_bar_size(bars, segment, spacing, s.bar_minutes, s.tz, s.session_start, source)
+    return bars, segment, series.record()
+
+
+def featurise(bars: pd.DataFrame, segment: np.ndarray, source: str) -> pd.DataFrame:
+    """timestamp, the 24 features (float32), _close (float64), _raw_row, _segment: bars after each segment's
+    feature warm-up (a segment too short to warm up is dropped). Segments never share a rolling window."""
+    parts = []
+    bounds = np.flatnonzero(np.diff(segment)) + 1
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(segment)]):
+        if hi - lo <= FEATURE_WARMUP and len(bounds):
+            log.info("%s: segment of %d bars from %s is shorter than the feature warm-up; skipped",
+                     source, hi - lo, bars["timestamp"].iloc[lo])
+            continue
+        seg_bars = bars.iloc[lo:hi]
+        feats = compute_features(seg_bars)
+        first = warmup_rows(feats, source)
+        part = pd.DataFrame(feats[first:].astype(np.float32), columns=FEATURE_NAMES)
+        part.insert(0, "timestamp", seg_bars["timestamp"].to_numpy()[first:])
+        part["_close"] = seg_bars["close"].to_numpy(np.float64)[first:]
+        part["_raw_row"] = np.arange(lo + first, hi, dtype=np.int64)
+        part["_segment"] = np.int64(segment[lo])
+        parts.append(part)
+    if not parts:
+        raise MigtError(f"{source}: too few bars ({len(bars)} rows): the feature warm-up needs {FEATURE_WARMUP + 1} bars in one contract")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _processed(s: _Settings, identity: dict, load_bars) -> tuple[pd.DataFrame, dict | None]:
+    """The featurised bars and the roll record (None for the synthetic market), from the cache when the
+    same source was processed with the same settings before."""
+    key = {"features": FEATURE_VERSION, "names": FEATURE_NAMES, "bars": BARS_VERSION,
+           "bar_minutes": s.bar_minutes, **identity}
     path = cache.cache_path(s.cache_dir, "features", key)
     frame = cache.read(path)
     if frame is not None:
-        return frame
-    bars = load_bars()
-    check_bar_size(bars, s.bar_minutes, identity.get("path", "data"))
-    feats = compute_features(bars)
-    first = warmup_rows(feats, identity.get("path", "data"))
-    frame = pd.DataFrame(feats[first:].astype(np.float32), columns=FEATURE_NAMES)
-    frame.insert(0, "timestamp", bars["timestamp"].to_numpy()[first:])
-    frame["_close"] = bars["close"].to_numpy(np.float64)[first:]
-    frame["_raw_row"] = np.arange(first, len(bars), dtype=np.int64)
-    cache.write(path, frame, key)
-    return frame
+        return frame, cache.read_meta(path).get("rolls")
+    bars, segment, record = load_bars()
+    frame = featurise(bars, segment, identity.get("path", "data"))
+    cache.write(path, frame, key, meta={"rolls": record})
+    return frame, record
 
 
-def check_data_config(cfg: Any) -> None:
-    """Raise MigtError naming the first bad `data.*` value, without reading or generating any data."""
+def check_data_config(cfg: Any, training: bool = True) -> None:
+    """Raise MigtError naming the first bad `data.*` value, without reading or generating any data.
+    `training`: the config trains a model, so it needs disjoint splits (not `data.split.by=all`)."""
     _settings(cfg)
     split = _get(cfg, "split")
+    if training and str(_split_get(split, "by")) == "all":
+        raise MigtError("config key 'data.split.by': all is for scoring a trained run on another file "
+                        "(python -m migt_train.evaluate); training needs fraction or date")
     check_split_config(str(_split_get(split, "by")), _split_get(split, "val_fraction"),
                        _split_get(split, "test_fraction"), _split_get(split, "val_start"), _split_get(split, "test_start"))
     if str(_get(cfg, "source")) == "synthetic":
@@ -161,34 +233,39 @@ def load_market(cfg: Any) -> MarketData:
         syn = synthetic_config(_get(cfg, "synthetic"))
         raw = synthetic_bars(syn, s)
         identity = {"synthetic": config_key(syn, s.bar_minutes, s.tz, s.session_start)}
-        frame = _processed(s, identity, lambda: raw)
+        frame, rolls = _processed(s, identity, lambda: (raw, np.zeros(len(raw), np.int64), None))
         name = "synthetic market"
     else:
         path = Path(str(s.path)).expanduser().resolve()
-        if not path.exists():
+        if not path.is_file():
             raise MigtError(f"{path}: file not found")
-        st = path.stat()
-        identity = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sort": s.sort}
-        frame = _processed(s, identity, lambda: read_ohlcv(path, sort=s.sort))
+        identity = {"path": str(path), "sha256": file_digest(path), "sort": s.sort, "timezone": s.timezone,
+                    "timestamp_label": s.timestamp_label, "session_tz": s.tz, "session_start": s.session_start,
+                    "session_end": s.session_end, "symbol": s.symbol}
+        frame, rolls = _processed(s, identity, lambda: file_bars(path, s))
         name = str(path)
 
     lookback_ns = int(round(s.lookback_hours * 3600e9))
     lookback_bars = min(s.max_seq_len, int(s.lookback_hours * 60 // s.bar_minutes))
     max_h = max(s.horizons)
-    n, warm = len(frame), int(frame["_raw_row"].iloc[0]) if len(frame) else 0
-    if n < lookback_bars + max_h + 1:
+    segment = frame["_segment"].to_numpy()
+    seg_first = segment_first_rows(segment)
+    longest = int(np.max(np.bincount(segment - segment.min()))) if len(frame) else 0
+    if longest < lookback_bars + max_h + 1:
+        raw_rows = int(frame["_raw_row"].iloc[-1]) + 1 if len(frame) else 0
+        where = " in one contract between rolls" if rolls and rolls.get("rolls") else ""
         raise MigtError(
-            f"{name}: too few bars ({warm + n} rows): need feature warm-up {warm} + lookback {lookback_bars} "
-            f"+ longest horizon {max_h} + 1 = {warm + lookback_bars + max_h + 1}"
+            f"{name}: too few bars ({raw_rows} rows): need feature warm-up {FEATURE_WARMUP} + lookback {lookback_bars} "
+            f"+ longest horizon {max_h} + 1 = {FEATURE_WARMUP + lookback_bars + max_h + 1}{where}"
         )
 
     ts = frame["timestamp"].to_numpy().astype("datetime64[ns]")
     info = time_info(ts, s.tz, s.session_start, s.bar_minutes)
-    targets = log_return_targets(frame["_close"].to_numpy(), s.horizons)
-    start, full = window_starts(ts, lookback_ns, s.max_seq_len)
+    targets = log_return_targets(frame["_close"].to_numpy(), s.horizons, segment)
+    start, full = window_starts(ts, lookback_ns, s.max_seq_len, seg_first)
     samples = sample_rows(targets, full)
     if len(samples) == 0:
-        raise MigtError(f"{name}: no sample has a full lookback and all horizons ({n} rows after warm-up)")
+        raise MigtError(f"{name}: no sample has a full lookback and all horizons ({len(frame)} rows after warm-up)")
     split_cfg = _get(cfg, "split")
     splits = make_splits(
         samples,
@@ -226,6 +303,8 @@ def load_market(cfg: Any) -> MarketData:
         splits={k: _long(v) for k, v in splits.items()},
         source=s.source,
         oracle=oracle,
+        rolls=rolls,
+        close=frame["_close"].to_numpy(np.float64),
     )
 
 

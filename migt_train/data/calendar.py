@@ -11,7 +11,7 @@ from migt_train.errors import MigtError
 GLOBEX_SESSION_MINUTES = 23 * 60
 
 
-def parse_hhmm(value: str | int) -> int:
+def parse_hhmm(value: str | int, key: str = "data.session_start") -> int:
     """'18:00' -> minutes after midnight. An int is taken as minutes (YAML 1.1 reads an unquoted
     18:00 as the sexagesimal 1080, which is exactly that)."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -21,17 +21,17 @@ def parse_hhmm(value: str | int) -> int:
             hh, mm = str(value).strip().split(":")
             minutes = int(hh) * 60 + int(mm)
         except ValueError:
-            raise MigtError(f"data.session_start: expected HH:MM, got {value!r}") from None
+            raise MigtError(f"{key}: expected HH:MM, got {value!r}") from None
     if not 0 <= minutes < 1440:
-        raise MigtError(f"data.session_start: time of day out of range, got {value!r}")
+        raise MigtError(f"{key}: time of day out of range, got {value!r}")
     return minutes
 
 
-def check_timezone(tz: str) -> str:
+def check_timezone(tz: str, key: str = "data.session_tz") -> str:
     try:
         pd.Timestamp("2024-01-01", tz=tz)
     except Exception:
-        raise MigtError(f"data.session_tz: unknown time zone {tz!r}") from None
+        raise MigtError(f"{key}: unknown time zone {tz!r}") from None
     return tz
 
 
@@ -40,15 +40,39 @@ def to_local(ts_utc: np.ndarray, tz: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(ts_utc).tz_localize("UTC").tz_convert(tz).tz_localize(None)
 
 
+def _since_start(ts_utc: np.ndarray, tz: str, session_start: int) -> pd.DatetimeIndex:
+    return to_local(ts_utc, tz) - pd.Timedelta(minutes=session_start)
+
+
+def _day(since_start: pd.DatetimeIndex, session_start: int) -> pd.DatetimeIndex:
+    # an evening open (Globex 18:00) starts the next calendar day's session; a morning open its own day's
+    shift = pd.Timedelta(days=1) if session_start >= 12 * 60 else pd.Timedelta(0)
+    return (since_start + shift).normalize()
+
+
+def trading_day(ts_utc: np.ndarray, tz: str, session_start: int) -> np.ndarray:
+    """datetime64[D] trading day of each bar (the rule of time_info)."""
+    return _day(_since_start(ts_utc, tz, session_start), session_start).to_numpy().astype("datetime64[D]")
+
+
+def minute_of_session(ts_utc: np.ndarray, tz: str, session_start: int) -> np.ndarray:
+    """Minutes since the latest session start in exchange time, 0..1439 (int64)."""
+    since = _since_start(ts_utc, tz, session_start)
+    return (since.hour * 60 + since.minute).to_numpy().astype(np.int64)
+
+
+def in_session(ts_utc: np.ndarray, tz: str, session_start: int, session_end: int) -> np.ndarray:
+    """True for bars that start inside [session_start, session_end) in exchange time (overnight allowed)."""
+    length = (session_end - session_start) % 1440 or 1440
+    return minute_of_session(ts_utc, tz, session_start) < length
+
+
 def time_info(ts_utc: np.ndarray, tz: str, session_start: int, bar_minutes: int) -> dict[str, np.ndarray]:
     """bar_in_day (bars since the session start), day_of_week (0=Mon), day_of_month, day_of_year of the
     trading day each bar belongs to (with an evening session_start, a Sunday 18:00 bar is Monday's)."""
-    local = to_local(ts_utc, tz)
-    since_start = local - pd.Timedelta(minutes=session_start)
+    since_start = _since_start(ts_utc, tz, session_start)
     minute = (since_start.hour * 60 + since_start.minute).to_numpy()
-    # an evening open (Globex 18:00) starts the next calendar day's session; a morning open its own day's
-    shift = pd.Timedelta(days=1) if session_start >= 12 * 60 else pd.Timedelta(0)
-    day = (since_start + shift).normalize()
+    day = _day(since_start, session_start)
     return {
         "bar_in_day": (minute // bar_minutes).astype(np.int64),
         "day_of_week": day.day_of_week.to_numpy().astype(np.int64),

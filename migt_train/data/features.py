@@ -29,6 +29,8 @@ FEATURE_NAMES: list[str] = [
     # volume
     "log_volume", "volume_ratio",
 ]  # fmt: skip
+# leading rows without full history: rv_72 needs 72 returns, and the first bar has none
+FEATURE_WARMUP = 72
 AMIHUD_WINDOW = 12
 VOLUME_MA_WINDOW = 20
 
@@ -84,7 +86,9 @@ def warmup_rows(features: np.ndarray, source: str = "data") -> int:
     """Leading rows without full history. Any non-finite value after them is a data problem."""
     finite = np.isfinite(features).all(axis=1)
     if not finite.any():
-        raise MigtError(f"{source}: too few bars ({len(features)} rows): no bar has a full feature history")
+        raise MigtError(
+            f"{source}: too few bars ({len(features)} rows): the feature warm-up needs at least {FEATURE_WARMUP + 1}"
+        )
     first = int(np.argmax(finite))
     bad = ~finite[first:]
     if bad.any():

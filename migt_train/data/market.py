@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -47,6 +47,9 @@ class MarketData:
     splits: dict[str, torch.Tensor]
     source: str
     oracle: Oracle | None = None
+    # contracts and rolls of a file (rolls.json); None for the synthetic market
+    rolls: dict[str, Any] | None = None
+    close: np.ndarray | None = None  # (N,) float64 close price of each row, for forecasts in price units
     _steps: torch.Tensor = field(init=False, repr=False)
     _full: torch.Tensor = field(init=False, repr=False)
 

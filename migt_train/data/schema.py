@@ -10,7 +10,7 @@ from typing import Any, List, Mapping, Optional
 
 @dataclass
 class SplitSchema:
-    by: str = "fraction"  # fraction | date
+    by: str = "fraction"  # fraction | date | all (scoring another file; not for training)
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     val_start: Optional[str] = None
@@ -27,6 +27,10 @@ class DataSchema:
     horizons: List[int] = field(default_factory=lambda: [3, 6, 12, 24, 48])
     session_tz: str = "America/New_York"
     session_start: str = "18:00"
+    session_end: Optional[str] = None  # HH:MM; null keeps every bar of the file
+    timezone: str = "UTC"  # zone of a file's naive timestamps
+    timestamp_label: str = "start"  # start | end: what a bar's timestamp marks
+    symbol: Optional[str] = None  # one contract of a multi-contract file; null = front-contract series
     sort: bool = False
     cache_dir: Optional[str] = None
     split: SplitSchema = field(default_factory=SplitSchema)

@@ -1,4 +1,5 @@
-"""Chronological train/val/test splits with purging at each boundary.
+"""Chronological train/val/test splits with purging at each boundary (`by: all`, for scoring a trained
+model on another file, puts every sample in each split).
 
 For splits A before B: every B sample's window (window_start..row) starts after A's last sample row, and
 every A sample's target horizon (row..row+max_h) ends before B's first sample row. Boundary samples that
@@ -18,6 +19,8 @@ NAMES = ("train", "val", "test")
 
 def check_split_config(by: str, val_fraction: float, test_fraction: float, val_start=None, test_start=None) -> None:
     """Raise MigtError naming the first bad `data.split.*` value; needs no data."""
+    if by == "all":
+        return
     if by == "fraction":
         for key, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 < f < 0.5:
@@ -29,7 +32,7 @@ def check_split_config(by: str, val_fraction: float, test_fraction: float, val_s
         if v >= t:
             raise MigtError(f"config key 'data.split.val_start': must be before test_start ({val_start} >= {test_start})")
     else:
-        raise MigtError(f"config key 'data.split.by': must be fraction or date (got {by!r})")
+        raise MigtError(f"config key 'data.split.by': must be fraction, date or all (got {by!r})")
 
 
 def _by_fraction(n: int, val_fraction: float, test_fraction: float) -> np.ndarray:
@@ -70,6 +73,10 @@ def make_splits(
     """samples: sorted sample rows -> {"train", "val", "test"}: sorted int64 rows, purged."""
     check_split_config(by, val_fraction, test_fraction, val_start, test_start)
     samples = np.asarray(samples, dtype=np.int64)
+    if by == "all":  # scoring a trained model on another file: every sample is a test sample
+        if len(samples) == 0:
+            raise MigtError("data.split: no samples to score (0 rows)")
+        return {name: samples.copy() for name in NAMES}
     if by == "fraction":
         label = _by_fraction(len(samples), float(val_fraction), float(test_fraction))
     else:

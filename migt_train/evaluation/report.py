@@ -72,6 +72,7 @@ def evaluate_run(
     conformal: bool = False,
     ewma_halflife: float = DEFAULT_EWMA_HALFLIFE,
     precision: Precision | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Evaluate `model` (already loaded, already on `device`) on the test split and write into run_dir:
     metrics.json, predictions.parquet, plots/loss_curves.png (if history_path has epochs),
@@ -87,7 +88,7 @@ def evaluate_run(
     if not torch.isfinite(y).all():
         raise MigtError(f"data.targets: test targets are not finite ({int((~torch.isfinite(y)).any(1).sum())} rows)")
 
-    q = predict(model, data, test, batch_size, device, precision)
+    q = predict(model, data, test, batch_size, device, precision, "test evaluation" if progress else None)
     if q.shape[1:] != (len(data.horizons), len(levels)):
         raise MigtError(
             f"model: forecasts have shape {tuple(q.shape[1:])} per sample but the config asks for "
@@ -111,7 +112,10 @@ def evaluate_run(
     preds = {k: b.predict(test) for k, b in baselines.items()}
     reports = {k: b.report() for k, b in baselines.items() if hasattr(b, "report")}  # e.g. garch_t_tod's fit
     metrics["baselines"] = baseline_metrics(preds, y, levels, names, reports)
-    metrics["baseline_settings"] = {"ewma_halflife_bars": ewma_halflife, "fitted_on": "train"}
+    # data.split.by=all (another file scored whole) has no training split of its own
+    in_sample = torch.equal(data.splits["train"].cpu(), test)
+    metrics["baseline_settings"] = {"ewma_halflife_bars": ewma_halflife,
+                                    "fitted_on": "test (in-sample: data.split.by=all)" if in_sample else "train"}
     metrics.update(compare_with_best_baseline(q, y, preds, levels, names, block=max(data.horizons)))
     metrics["oracle"] = None
     if data.oracle is not None:
@@ -126,7 +130,8 @@ def evaluate_run(
     extra: dict[str, torch.Tensor] = {}
     if conformal:
         val = data.splits["val"].cpu()
-        cal = ConformalShift.fit(predict(model, data, val, batch_size, device, precision), data.targets[val].cpu(), levels)
+        val_q = predict(model, data, val, batch_size, device, precision, "conformal fit on val" if progress else None)
+        cal = ConformalShift.fit(val_q, data.targets[val].cpu(), levels)
         extra["conformal_"] = cal.apply(q)
         metrics["test_conformal"] = quantile_metrics(extra["conformal_"], y, levels, names)
         metrics["conformal"] = {

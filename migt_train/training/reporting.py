@@ -3,7 +3,6 @@ metrics logger interface (wandb or none)."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,13 +27,10 @@ class FitResult:
 
 
 def progress_bar(enabled: bool, epoch: int, max_epochs: int, total: int, initial: int) -> Any:
-    """A tqdm bar on stderr for one epoch, or None."""
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+    """A tqdm bar on a terminal for one epoch, plain periodic lines when stderr is redirected, or None."""
+    from migt_train.console import progress
 
-    return tqdm(total=total, initial=initial, desc=f"epoch {epoch}/{max_epochs}",
-                file=sys.stderr, leave=False, dynamic_ncols=True)
+    return progress(enabled, total, f"epoch {epoch}/{max_epochs}", initial)
 
 
 def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:

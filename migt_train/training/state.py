@@ -135,6 +135,9 @@ class TrainState:
             if ckpt["scaler"] is not None and t.scaler.is_enabled():
                 t.scaler.load_state_dict(ckpt["scaler"])
             t.early.load_state_dict(ckpt["early_stopping"])
+            # how long to wait may change on resume (the counters come from the checkpoint)
+            t.early.patience = int(t.cfg.early_stopping_patience)
+            t.early.min_delta = float(t.cfg.early_stopping_min_delta or 0.0)
             t.topk.load_state_dict(ckpt["topk"])
             t.sampler.load_state_dict(ckpt["sampler"])
             t.progress.load_state_dict(ckpt)

@@ -47,6 +47,7 @@ from migt_train.evaluation.metrics import quantile_metrics
 from migt_train.inference import infer
 from migt_train.runtime import Runtime, all_gather_rows, all_reduce, seed_everything, shard, wrap_ddp
 from migt_train.training.checkpoint import TopK
+from migt_train.training import divergence
 from migt_train.training.config import TrainerConfig
 from migt_train.training.early_stopping import EarlyStopping
 from migt_train.training.ema import WeightAverage
@@ -314,7 +315,8 @@ class Trainer:
         gathered in row order, so every rank gets the single-process loss and metrics."""
         rows = self.data.splits[split]
         mine = shard(rows, self.runtime.dist)
-        res = infer(self.model, self.data, mine, self.cfg.eval_batch_size, self.device, self.precision, self.loss_fn)
+        res = infer(self.model, self.data, mine, self.cfg.eval_batch_size, self.device, self.precision, self.loss_fn,
+                    progress=split if self.cfg.progress and self.is_main else None)
         loss_sum = all_reduce(torch.tensor(res.loss * len(mine), dtype=torch.float64, device=self.device))
         q, y = all_gather_rows(res.quantiles), all_gather_rows(res.targets)
         return float(loss_sum) / len(rows), quantile_metrics(q, y, self.levels, self.data.horizon_names)
@@ -343,6 +345,8 @@ class Trainer:
         lr = self.scheduler.get_last_lr()[0]
         val_loss, val_metrics = self.validate("val")
         self.scheduler.epoch_end()
+        diverged = not math.isfinite(val_loss) or val_loss > divergence.FACTOR * self.zero_loss
+        best_before = (self.early.best_epoch, self.early.best)
         improved = self.early.update(val_loss, epoch)
         p = self.progress
         p.epoch = epoch
@@ -354,12 +358,17 @@ class Trainer:
             "train_samples": train["train_samples"], "nonfinite_steps": train["nonfinite_steps"],
         }
         p.history.append(record)
+        if diverged:  # history says what happened; checkpoints keep the last sane epoch
+            if self.is_main:
+                write_history(self.run_dir, p.history)
+            divergence.check(epoch, val_loss, self.zero_loss, *best_before, self.files.directory / "best.pt")
         self.files.write_epoch(self.state.state_dict(), epoch, val_loss, improved)
         if self.is_main:
             write_history(self.run_dir, p.history)
-        self._info("epoch %d/%d: train loss %.6f, val loss %.6f%s, lr %.3g, %.1f s, %.0f samples/s",
-                   epoch, self.cfg.max_epochs, train["train_loss"], val_loss, " (best)" if improved else "",
-                   lr, record["seconds"], record["samples_per_second"])
+        self._info("epoch %d/%d: train loss %.6g, val loss %.6g (%.2fx the training-mean forecast's)%s, "
+                   "lr %.3g, %.1f s, %.0f samples/s", epoch, self.cfg.max_epochs, train["train_loss"], val_loss,
+                   val_loss / self.zero_loss, " (best)" if improved else "", lr, record["seconds"],
+                   record["samples_per_second"])
         self._log({"val/loss": val_loss, "val/pinball_loss": val_metrics["pinball_loss"],
                    "val/crps": val_metrics["crps"], "val/calibration_error": val_metrics["calibration_error"],
                    "train/epoch_loss": train["train_loss"], "epoch": epoch}, p.global_step)
@@ -367,6 +376,7 @@ class Trainer:
     def fit(self) -> FitResult:
         self._start()
         p = self.progress
+        self.zero_loss = divergence.zero_forecast_loss(self.loss_fn, self.model, self.data, len(self.levels))
         with self.stop:
             while p.epoch < self.cfg.max_epochs and not self.early.should_stop:
                 epoch = p.epoch + 1

@@ -1,0 +1,207 @@
+"""The run directory as a record: one process per directory (a lock), status.json with the owner
+process, and telling a live run from one whose process is gone.
+
+Why flock: the kernel drops the lock when the process dies (kill -9 included), so a stale `.lock`
+file never blocks a resume, and two processes racing into one fresh directory cannot both pass.
+The lock file is opened without truncation and only written after the lock is held, so a refused
+process changes nothing in the directory.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from migt_train.errors import MigtError
+from migt_train.io import write_json
+
+LOCK_NAME = ".lock"
+# directories whose lock this process holds; the fd stays open for the life of the process
+_held: dict[Path, int] = {}
+
+
+def holds_run(run_dir: Path) -> bool:
+    """True when training already happened in `run_dir` (a fresh run must not reuse it)."""
+    return (run_dir / "history.json").exists() or (run_dir / "checkpoints").exists()
+
+
+def _read_owner(path: Path) -> str:
+    try:
+        owner = json.loads(path.read_text())
+        return f"pid {owner['pid']} on {owner['host']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+def acquire_lock(run_dir: Path) -> None:
+    """Hold `<run_dir>/.lock` until this process exits; MigtError naming the holder when another
+    process has it. Idempotent within a process."""
+    run_dir = Path(run_dir).resolve()
+    if run_dir in _held:
+        return
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise MigtError(f"hydra.run.dir {run_dir}: cannot write there ({e.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise MigtError(f"{run_dir / LOCK_NAME}: cannot lock ({e.strerror})") from None
+        raise MigtError(
+            f"{run_dir} is in use by {_read_owner(run_dir / LOCK_NAME)} (lock {LOCK_NAME}); "
+            "one process per run directory: wait for it, stop it, or choose another hydra.run.dir"
+        ) from None
+    _held[run_dir] = fd
+
+
+def claim_lock(run_dir: Path) -> None:
+    """Write this process's pid and host into the held lock file (after every check passed)."""
+    fd = _held[Path(run_dir).resolve()]
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(owner()) + "\n").encode(), 0)
+
+
+def owner() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "process_started": _process_started()}
+
+
+def _process_started(pid: int | None = None) -> float | None:
+    """Start time of a process (seconds since boot, Linux /proc), to tell a reused pid apart."""
+    try:
+        fields = Path(f"/proc/{pid or os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_alive(pid: int, host: str, process_started: float | None = None) -> bool | None:
+    """True/False for a process on this host; None when it ran on another host (cannot tell)."""
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    if process_started is not None:
+        now = _process_started(int(pid))
+        if now is not None and abs(now - process_started) > 1.0:
+            return False  # the pid was reused by another process
+    return True
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((Path(run_dir) / "status.json").read_text())
+        return record if isinstance(record, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def effective_status(record: dict[str, Any]) -> str:
+    """status.json's status, with a "running" whose process is gone shown as "stale"."""
+    status = str(record.get("status", "unknown"))
+    if status != "running" or "pid" not in record:
+        return status
+    alive = process_alive(record["pid"], str(record.get("host")), record.get("process_started"))
+    if alive is False:
+        return "stale"
+    return "running" if alive else f"running@{record.get('host')}"
+
+
+def write_status(run_dir: Path, status: str, started: float, message: str | None = None,
+                 trial_number: int | None = None) -> None:
+    record = {"status": status, "message": message, "started": started,
+              "seconds": time.time() - started, **owner()}
+    if trial_number is not None:
+        record["trial_number"] = trial_number
+    write_json(Path(run_dir) / "status.json", record)
+
+
+def remove_orphan_temps(run_dir: Path) -> list[Path]:
+    """Delete temp files of atomic writes that a killed process left behind (lock held: none is live)."""
+    run_dir = Path(run_dir)
+    orphans = [p for p in [*run_dir.glob(".*.tmp"), *(run_dir / "checkpoints").glob(".*.tmp")] if p.is_file()]
+    for p in orphans:
+        p.unlink(missing_ok=True)
+    return orphans
+
+
+class RunRecord:
+    """status.json of one run, written only once this process owns the directory: a run refused
+    because the directory is locked or holds another run must not relabel that run."""
+
+    def __init__(self, run_dir: Path, trial_number: int | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.trial_number = trial_number  # Optuna trial of a sweep job
+        self.started = time.time()
+        self.owned = False
+
+    def take(self) -> None:
+        """Lock the directory (MigtError when another process has it)."""
+        acquire_lock(self.run_dir)
+
+    def own(self) -> None:
+        """Every check passed: this process's run is what the directory records from now on."""
+        claim_lock(self.run_dir)
+        self.owned = True
+
+    def status(self, status: str, message: str | None = None) -> None:
+        if self.owned:
+            write_status(self.run_dir, status, self.started, message, self.trial_number)
+
+
+def where_line(run_dir: Path) -> str:
+    """The run's last line: where its record is."""
+    run_dir = Path(run_dir)
+    plots = sorted(p.name for p in (run_dir / "plots").glob("*.png"))
+    shown = ", ".join(f"plots/{n}" for n in plots) if plots else "no plots"
+    return (f"done: run dir {run_dir} (metrics.json, predictions.parquet, {shown}, run.log); "
+            f"compare runs with: python -m migt_train.summarize {run_dir.parent}")
+
+
+class RunStopped(BaseException):
+    """A stop signal outside the training loop. A BaseException, like KeyboardInterrupt, so that no
+    `except Exception` on the way (checkpoint reader, plotting) turns it into another error."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class StopsRaise:
+    """Outside the training loop (whose own handler stops at a step boundary and saves last.pt),
+    SIGINT/SIGTERM raise RunStopped at once, so the run is recorded as interrupted with a message
+    instead of dying silently as "running". `phase` says what was going on."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.phase = "before training started"
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        raise RunStopped(
+            f"interrupted by {signal.Signals(signum).name} {self.phase}. Continue it with "
+            f"python run.py trainer.resume=auto hydra.run.dir={self.run_dir}", signum)
+
+    def __enter__(self) -> "StopsRaise":
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old = {}

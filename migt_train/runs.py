@@ -1,0 +1,72 @@
+"""A finished run as a forecaster: `run = migt_train.load_run(path)`; `run.predict(frame)` -> DataFrame.
+
+The run's best checkpoint with its config (feature and target scaling travel in the model's state), on the
+light data path of `data.latest`: bars -> features -> the windows ending at the latest bars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+
+
+@dataclass
+class Run:
+    path: Path
+    cfg: Any  # DictConfig: the run's config.yaml with the overrides applied, resolved
+    model: nn.Module  # best.pt's weights (feature and target scaling included), eval mode, on `device`
+    precision: Any  # runtime.Precision: the autocast the run validated under
+    levels: list[float]
+    device: torch.device
+    batch_size: int = 128
+
+    def market(self, frame: pd.DataFrame | None = None, last: int | None = 1):
+        """The MarketData a forecast reads (see data.latest.latest_market)."""
+        from migt_train.data.latest import latest_market
+
+        return latest_market(self.cfg.data, table=frame, last=last)
+
+    def predict(self, frame: pd.DataFrame | None = None, last: int | None = 1) -> pd.DataFrame:
+        """Forecasts from the last `last` bars (every bar with a full lookback when None) of `frame` (a
+        table like the run's data file), or of the run's data file when frame is None.
+
+        Returns the predictions.parquet layout — timestamp, row, horizon, horizon_bars, target (NaN where the
+        future is unknown), q_<level> (log returns) — plus close and price_q_<level> = close * exp(q).
+        Same batches, forward step and autocast as the run's validation (inference.predict).
+        """
+        from migt_train.data.latest import SPLIT
+        from migt_train.evaluation.report import predictions_frame, quantile_column
+        from migt_train.inference import predict
+
+        data = self.market(frame, last)
+        rows = data.splits[SPLIT]
+        q = predict(self.model, data, rows, self.batch_size, self.device, self.precision)
+        out = predictions_frame(data, rows, q, self.levels)
+        assert data.close is not None
+        out["close"] = np.repeat(data.close[rows.numpy()], len(data.horizons))
+        for tau in self.levels:
+            col = quantile_column(tau)
+            out[f"price_{col}"] = out["close"] * np.exp(out[col].to_numpy(np.float64))
+        return out
+
+
+def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torch.device = "cpu") -> Run:
+    """A run directory (config.yaml + checkpoints/best.pt) -> Run. `overrides`: key=value strings applied to
+    the run's config, as for the evaluate CLI (e.g. data.path=other.csv)."""
+    from migt_train.data.features import FEATURE_NAMES
+    from migt_train.evaluate import load_model, load_run_config, run_precision
+    from migt_train.runtime import resolve_device
+
+    run_dir = Path(path)
+    cfg, ckpt, ckpt_path, levels = load_run_config(run_dir, overrides)
+    dev = resolve_device(device, key="device")
+    model = load_model(cfg, ckpt, ckpt_path, len(FEATURE_NAMES)).to(dev).eval()
+    ev = cfg.get("evaluation") or {}
+    return Run(run_dir, cfg, model, run_precision(cfg, dev), levels, dev, int(ev.get("batch_size") or 128))

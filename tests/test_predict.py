@@ -1,0 +1,131 @@
+"""Forecasts for the latest bar (`python -m migt_train.predict`, `migt_train.load_run`) and the evaluate CLI on
+a whole other file, from a smoke run trained on an OHLCV file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import migt_train
+from migt_train.errors import MigtError
+from migt_train.evaluate import evaluate_checkpoint
+from migt_train.predict import main as predict_main
+
+from data_helpers import small_bars, write_bars
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # a real training process
+LEVELS = ["0.05", "0.1", "0.25", "0.5", "0.75", "0.89", "0.94"]
+
+
+def _continuous(n: int, seed: int = 1) -> pd.DataFrame:
+    """n bars of a 24-hour market: 5-minute bars without any break (the lookback is then exactly 288 bars)."""
+    bars = small_bars(n_days=3, seed=seed).head(n).copy()
+    bars["timestamp"] = pd.date_range("2024-03-04 00:00", periods=n, freq="5min")
+    return bars
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    cwd = tmp_path_factory.mktemp("predict")
+    path = write_bars(small_bars(n_days=14, seed=4), cwd / "bars.csv")
+    env = {**os.environ, "MIGT_CACHE_DIR": str(cwd / "cache")}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "experiment=smoke", "data=ohlcv", f"data.path={path}"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = list((cwd / "outputs" / "runs").iterdir())
+    return run_dir, path
+
+
+def test_run_records_rolls(trained):
+    record = json.loads((trained[0] / "rolls.json").read_text())
+    assert record == {"symbol": None, "contracts": [], "dropped_spreads": 0, "rolls": []}
+
+
+def test_mid_session_file_latest_forecast(trained, tmp_path, capsys):
+    run_dir, _ = trained
+    bars = small_bars(n_days=3, seed=9)
+    bars = bars.iloc[: len(bars) - 100]  # ends mid-session, 100 bars before the close
+    path = write_bars(bars, tmp_path / "today.csv")
+    assert predict_main([str(run_dir), f"data.path={path}"]) == 0
+    out = capsys.readouterr().out
+    (fdir,) = list((run_dir / "forecasts").iterdir())
+    f = pd.read_parquet(fdir / "forecasts.parquet")
+    assert len(f) == 5 and f["horizon"].tolist() == ["15m", "30m", "1h", "2h", "4h"]
+    assert (f["timestamp"] == pd.Timestamp(bars["timestamp"].iloc[-1], tz="UTC")).all()
+    assert f["target"].isna().all()
+    q = f[[f"q_{lv}" for lv in LEVELS]].to_numpy(np.float64)
+    assert np.isfinite(q).all() and (np.diff(q, axis=1) >= 0).all()
+    assert np.allclose(f["close"], bars["close"].iloc[-1])
+    price = f[[f"price_q_{lv}" for lv in LEVELS]].to_numpy()
+    np.testing.assert_allclose(price, bars["close"].iloc[-1] * np.exp(q), rtol=1e-12)
+    assert "4h" in out and "%" in out and f"{bars['close'].iloc[-1]:,.6g}" in out
+
+
+def test_warmup_plus_one_lookback_suffices(trained, tmp_path):
+    run = migt_train.load_run(trained[0])
+    f = run.predict(_continuous(72 + 288), last=1)
+    assert len(f) == 5 and f["row"].nunique() == 1
+    with pytest.raises(MigtError, match=r"too few bars \(359 rows.*warm-up 72 \+ one lookback of 288 bars = 360"):
+        run.predict(_continuous(72 + 287), last=1)
+
+
+def test_api_and_cli_agree(trained, tmp_path, capsys):
+    run_dir, _ = trained
+    bars = small_bars(n_days=3, seed=11)
+    path = write_bars(bars, tmp_path / "b.parquet")
+    assert predict_main([str(run_dir), f"data.path={path}", "--last", "3"]) == 0
+    capsys.readouterr()
+    newest = sorted((run_dir / "forecasts").iterdir())[-1]
+    cli = pd.read_parquet(newest / "forecasts.parquet")
+    api = migt_train.load_run(run_dir).predict(bars, last=3)
+    assert cli["row"].nunique() == 3 and len(cli) == 15
+    pd.testing.assert_frame_equal(cli.reset_index(drop=True), api.reset_index(drop=True), check_dtype=False)
+
+
+def test_same_numerics_as_evaluation(trained):
+    """Forecasts on the run's own file equal the test predictions the run wrote (same rows, same quantiles)."""
+    run_dir, _ = trained
+    f = migt_train.load_run(run_dir).predict(None, last=None)
+    pred = pd.read_parquet(run_dir / "predictions.parquet")
+    merged = pred.merge(f, on=["timestamp", "horizon"], suffixes=("", "_f"))
+    assert len(merged) == len(pred)
+    for lv in LEVELS:
+        np.testing.assert_allclose(merged[f"q_{lv}"], merged[f"q_{lv}_f"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(merged["target"], merged["target_f"], rtol=1e-6)
+
+
+def test_evaluate_scores_whole_other_file(trained, tmp_path):
+    run_dir, _ = trained
+    other = write_bars(small_bars(n_days=6, seed=21), tmp_path / "other.csv")
+    out, m = evaluate_checkpoint(run_dir, [f"data.path={other}"])
+    n_bars = len(small_bars(n_days=6, seed=21))
+    # every bar after warm-up with a full lookback and all horizons known
+    lookback = 288  # 24 h of Globex bars reach back over the daily break: the by-time rule binds first
+    assert m["n_test_samples"] > 0.7 * n_bars
+    assert m["n_test_samples"] <= n_bars - 72 - 48 - lookback + 13
+    assert m["baseline_settings"]["fitted_on"].startswith("test (in-sample")
+
+
+def test_predict_errors(trained, tmp_path, capsys):
+    run_dir, _ = trained
+    assert predict_main([str(run_dir), "--last", "0"]) == 2
+    assert "--last: must be >= 1" in capsys.readouterr().err
+    assert predict_main([str(tmp_path / "nope")]) == 2
+    assert "run directory not found" in capsys.readouterr().err
+    assert predict_main([str(run_dir), "data.nokey=1"]) == 2
+    assert "no such key" in capsys.readouterr().err
+
+
+def test_import_stays_light():
+    code = "import sys, migt_train; assert 'torch' not in sys.modules and 'pandas' not in sys.modules; migt_train.load_run"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
