@@ -47,8 +47,12 @@ def synthetic_config(cfg: Any) -> SyntheticConfig:
         raise MigtError(f"data.synthetic.n_days: must be >= 1, got {out.n_days}")
     if out.student_t_df <= 2:
         raise MigtError(f"data.synthetic.student_t_df: must be > 2 for a finite variance, got {out.student_t_df}")
-    if not 0 <= out.garch_alpha + out.garch_beta < 1 or out.garch_alpha < 0 or out.garch_beta < 0:
-        raise MigtError("data.synthetic: need garch_alpha, garch_beta >= 0 and garch_alpha + garch_beta < 1")
+    if min(out.garch_alpha, out.garch_gamma, out.garch_beta) < 0 or not out.garch_alpha + out.garch_gamma / 2 + out.garch_beta < 1:
+        raise MigtError("data.synthetic: need garch_alpha, garch_gamma, garch_beta >= 0 and garch_alpha + garch_gamma / 2 + garch_beta < 1")
+    if not 0 <= out.jump_prob <= 1 or out.jump_scale < 0:
+        raise MigtError(f"data.synthetic: need jump_prob in [0, 1] and jump_scale >= 0 (got {out.jump_prob}, {out.jump_scale})")
+    if min(out.macro_decay_minutes, out.fomc_decay_minutes) <= 0 or min(out.employment_spike, out.cpi_spike, out.minor_spike, out.fomc_spike) < 1:
+        raise MigtError("data.synthetic: release spikes must be >= 1 and their decay minutes > 0")
     if not 0 <= out.sv_persistence < 1:
         raise MigtError(f"data.synthetic.sv_persistence: must be in [0, 1), got {out.sv_persistence}")
     if out.intrabar_steps < 1 or out.oracle_paths < 2:
