@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from migt_train.data.build import check_data_config
+from migt_train.data.events import N_EVENT_FEATURES
 from migt_train.data.features import FEATURE_NAMES
 from migt_train.data.synthetic import SyntheticConfig
 from migt_train.errors import MigtError
@@ -34,6 +35,7 @@ def register_resolvers() -> None:
         "migt.n_features": lambda: len(FEATURE_NAMES),
         "migt.feature_index": FEATURE_NAMES.index,
         "migt.bars_per_day": lambda bar_minutes: 24 * 60 // int(bar_minutes),
+        "migt.n_event_features": lambda on: N_EVENT_FEATURES if on else 0,
         "migt.run_id": lambda: RUN_ID,
         "migt.sqlite_url": _sqlite_url,
     }
@@ -66,6 +68,8 @@ class DataSchema:
     session_start: str = "18:00"
     sort: bool = False
     cache_dir: Optional[str] = None
+    vol_anchor: bool = False
+    event_calendar: bool = False
     split: SplitSchema = field(default_factory=SplitSchema)
     synthetic: Optional[Any] = None
 
@@ -91,6 +95,10 @@ class ModelSchema:
     doy_dims: int = 32
     patch_len: int = 1
     scale_anchor: Optional[int] = None
+    vol_anchor: bool = False
+    n_event_features: int = 0
+    quantile_levels: Optional[List[float]] = None
+    anchor_df: float = 5.0
 
 
 @dataclass
@@ -201,6 +209,12 @@ def _check_values(cfg: DictConfig) -> None:
         _fail("model.dropout", "must lie in [0, 1)", m.dropout)
     if m.patch_len < 1:
         _fail("model.patch_len", "must be >= 1", m.patch_len)
+    if m.get("vol_anchor") and not cfg.data.get("vol_anchor"):
+        _fail("model.vol_anchor", "needs data.vol_anchor=true (the data layer computes the anchor)", m.vol_anchor)
+    if m.get("n_event_features", 0) not in (0, N_EVENT_FEATURES if cfg.data.get("event_calendar") else 0):
+        _fail("model.n_event_features", f"must be {N_EVENT_FEATURES} with data.event_calendar=true, else 0", m.n_event_features)
+    if m.get("vol_anchor") and not m.get("anchor_df", 5.0) > 2:
+        _fail("model.anchor_df", "must be > 2 (unit-variance Student-t)", m.anchor_df)
 
     o = cfg.optimizer
     if not o.lr > 0:

@@ -15,12 +15,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from migt_train.data import cache
 from migt_train.data.calendar import check_timezone, parse_hhmm, time_info
+from migt_train.data.events import event_bars, event_features
 from migt_train.data.features import FEATURE_NAMES, FEATURE_VERSION, compute_features, warmup_rows
 from migt_train.data.market import MarketData
 from migt_train.data.ohlcv import check_bar_size, read_ohlcv
 from migt_train.data.splits import check_split_config, make_splits
 from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
 from migt_train.data.targets import horizon_name, log_return_targets, sample_rows, window_starts
+from migt_train.data.vol_anchor import volatility_anchor
 from migt_train.errors import MigtError
 
 
@@ -72,6 +74,8 @@ class _Settings:
     session_start: int
     sort: bool
     cache_dir: Path
+    vol_anchor: bool
+    event_calendar: bool
 
 
 def _settings(cfg: Any) -> _Settings:
@@ -110,6 +114,8 @@ def _settings(cfg: Any) -> _Settings:
         session_start=parse_hhmm(_get(cfg, "session_start", "18:00")),
         sort=bool(_get(cfg, "sort", False)),
         cache_dir=cache.cache_dir(_get(cfg, "cache_dir")),
+        vol_anchor=bool(_get(cfg, "vol_anchor", False)),
+        event_calendar=bool(_get(cfg, "event_calendar", False)),
     )
 
 
@@ -210,7 +216,9 @@ def load_market(cfg: Any) -> MarketData:
         state = {c: raw[c].to_numpy(np.float64)[idx] for c in STATE_COLUMNS}
         oracle = SyntheticOracle(state["_bar_var"], state["_sv"], state["_garch_next"], s.horizons, syn, s.bar_minutes)
 
+    horizon_context = _horizon_context(s, frame, ts, info, start, splits)
     return MarketData(
+        **horizon_context,
         features=torch.from_numpy(np.ascontiguousarray(frame[FEATURE_NAMES].to_numpy(np.float32))),
         feature_names=list(FEATURE_NAMES),
         timestamps=ts,
@@ -228,6 +236,24 @@ def load_market(cfg: Any) -> MarketData:
         source=s.source,
         oracle=oracle,
     )
+
+
+def _horizon_context(s: _Settings, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
+                     splits: dict) -> dict[str, torch.Tensor]:
+    """What a forecaster knows at each row about the horizons ahead, when switched on: the causal
+    volatility anchor (fitted on the bars the training windows see) and the scheduled-release features."""
+    out: dict[str, torch.Tensor] = {}
+    if s.vol_anchor:
+        train = splits["train"]
+        if len(train) == 0:
+            raise MigtError("data.vol_anchor: the training split is empty (0 rows); nothing to fit the anchor on")
+        fit_bars = slice(int(start[train[0]]), int(train[-1]) + 1)
+        anchor, _ = volatility_anchor(frame["log_return"].to_numpy(np.float64), info["bar_in_day"], fit_bars,
+                                      24 * 60 // s.bar_minutes, s.horizons)
+        out["vol_anchor"] = torch.from_numpy(anchor)
+    if s.event_calendar:
+        out["events"] = torch.from_numpy(event_features(event_bars(ts, s.bar_minutes), s.horizons, s.bar_minutes))
+    return out
 
 
 def _long(a: np.ndarray) -> torch.Tensor:
