@@ -177,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         line += f", skill vs climatology {skill:+.2%}"
     if m.get("oracle_gap_closed") is not None:
         line += f", oracle gap closed {m['oracle_gap_closed']:.2%}"
+    c = m.get("comparison")
+    if c is not None and m.get("skill_vs_best_baseline") is not None:
+        line += (f"\nvs best baseline {c['baseline']}: skill {m['skill_vs_best_baseline']:+.2%}, "
+                 f"loss difference {c['loss_difference']:.4g} (95% CI {c['ci95'][0]:.4g} to {c['ci95'][1]:.4g})")
     print(f"{out_dir / 'metrics.json'}\n{line}")
     return 0
 

@@ -41,6 +41,8 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
         "test_pinball": test.get("pinball_loss"),
         "calibration_error": test.get("calibration_error"),
         "skill_vs_climatology": metrics.get("skill_vs_climatology"),
+        "skill_vs_best_baseline": metrics.get("skill_vs_best_baseline"),
+        "best_baseline": metrics.get("best_baseline"),
         "epochs": metrics.get("epochs_run", len(history)),
         "status": status,
     }
@@ -67,7 +69,7 @@ def _fmt(v: Any) -> str:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     cols = ["run", "status", "epochs", "best_val_loss", "test_pinball", "calibration_error",
-            "skill_vs_climatology", "overrides"]
+            "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "overrides"]
     cells = [[_fmt(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]

@@ -62,6 +62,29 @@ def test_metrics_layout(run):
     assert "test_conformal" not in m
 
 
+def test_baselines_and_comparison_keys(run):
+    _, m = run
+    assert set(m["baselines"]) == {"climatology", "ewma", "seasonal_climatology", "garch_t_tod"}
+    for block in m["baselines"].values():
+        assert set(m["test"]) <= set(block) and set(block["per_horizon"]) == {"5m", "15m", "30m"}
+    g = m["baselines"]["garch_t_tod"]
+    assert set(g["params"]) == {"omega", "alpha", "beta", "persistence", "nu", "mu"}
+    assert g["converged"] is True and isinstance(g["message"], str) and g["fit_seconds"] > 0
+    assert g["pinball_loss"] < m["baselines"]["climatology"]["pinball_loss"]
+    losses = {k: b["pinball_loss"] for k, b in m["baselines"].items()}
+    best = min(losses, key=losses.get)
+    assert m["best_baseline"] == best
+    L = m["test"]["pinball_loss"]
+    assert m["skill_vs_best_baseline"] == pytest.approx(1 - L / losses[best])
+    c = m["comparison"]
+    assert c["baseline"] == best and c["block"] == 6 and c["n_boot"] > 0
+    assert c["loss_difference"] == pytest.approx(L - losses[best], rel=1e-9, abs=1e-15)
+    assert c["ci95"][0] <= c["loss_difference"] <= c["ci95"][1]
+    for name, h in c["per_horizon"].items():
+        want = m["test"]["per_horizon"][name]["pinball_loss"] - m["baselines"][best]["per_horizon"][name]["pinball_loss"]
+        assert h["loss_difference"] == pytest.approx(want, rel=1e-9, abs=1e-15) and h["ci95"][0] <= h["ci95"][1]
+
+
 def test_predictions_parquet_matches_metrics(run):
     out, m = run
     df = pd.read_parquet(out / "predictions.parquet")
@@ -143,7 +166,8 @@ def test_cli_writes_fresh_evaluation(cli, capsys):
     assert "path: other.parquet" in (out / "config.yaml").read_text()
     assert seen[0].path == "other.parquet" and seen[0].source == "ohlcv"
     assert (run_dir / "metrics.json").read_text() == original
-    assert str(out / "metrics.json") in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert str(out / "metrics.json") in printed and f"vs best baseline {m['best_baseline']}" in printed and "95% CI" in printed
     assert main([str(run_dir)]) == 0 and len(list((run_dir / "evaluations").iterdir())) == 2
 
 

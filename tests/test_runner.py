@@ -58,6 +58,17 @@ def test_smoke_run_writes_every_file(smoke_run: Path) -> None:
     assert "test" in (smoke_run / "run.log").read_text()
 
 
+def test_smoke_metrics_compare_with_every_baseline(smoke_run: Path) -> None:
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    assert set(metrics["baselines"]) == {"climatology", "ewma", "seasonal_climatology", "garch_t_tod"}
+    assert {"params", "converged", "message", "fit_seconds"} <= set(metrics["baselines"]["garch_t_tod"])
+    assert metrics["best_baseline"] in metrics["baselines"] and metrics["skill_vs_best_baseline"] is not None
+    comparison = metrics["comparison"]
+    assert {"baseline", "loss_difference", "ci95", "block", "n_boot", "per_horizon"} <= set(comparison)
+    assert comparison["block"] == 48 and set(comparison["per_horizon"]) == set(metrics["horizons"])
+    assert "vs best baseline" in (smoke_run / "run.log").read_text()
+
+
 def test_wandb_offline_files_in_run_dir(smoke_run: Path) -> None:
     runs = list((smoke_run / "wandb").glob("offline-run-*"))
     assert len(runs) == 1

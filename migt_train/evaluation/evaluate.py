@@ -15,6 +15,7 @@ from torch import nn
 from migt_train.data.market import MarketData
 from migt_train.errors import MigtError
 from migt_train.evaluation.baselines import fit_baselines
+from migt_train.evaluation.comparison import baseline_metrics, compare_with_best_baseline, log_comparison
 from migt_train.evaluation.conformal import ConformalShift
 from migt_train.evaluation.metrics import level_key, quantile_metrics
 from migt_train.evaluation.plots import plot_calibration, plot_loss_curves
@@ -104,8 +105,11 @@ def evaluate_run(
     )
 
     baselines = fit_baselines(data, levels, ewma_halflife)
-    metrics["baselines"] = {k: quantile_metrics(b.predict(test), y, levels, names) for k, b in baselines.items()}
+    preds = {k: b.predict(test) for k, b in baselines.items()}
+    metrics["baselines"] = baseline_metrics(preds, y, levels, names, 
+                                           {k: b.report() for k, b in baselines.items() if hasattr(b, "report")})
     metrics["baseline_settings"] = {"ewma_halflife_bars": ewma_halflife, "fitted_on": "train"}
+    metrics.update(compare_with_best_baseline(q, y, preds, levels, names, block=max(data.horizons)))
     metrics["oracle"] = None
     if data.oracle is not None:
         q_or = torch.as_tensor(np.asarray(data.oracle.quantiles(test.numpy(), levels)), dtype=torch.float64)
@@ -131,7 +135,8 @@ def evaluate_run(
     frame = predictions_frame(data, test, q, levels, extra)
     atomic_write(run_dir / "predictions.parquet", lambda p: frame.to_parquet(p, index=False, engine="pyarrow"))
     plots = run_dir / "plots"
-    plot_calibration(metrics["test"], levels, names, plots / "calibration.png")
+    best = metrics["best_baseline"]
+    plot_calibration(metrics["test"], levels, names, plots / "calibration.png", reference=(best, metrics["baselines"][best]))
     if conformal:
         plot_calibration(metrics["test_conformal"], levels, names, plots / "calibration_conformal.png",
                          title="Test calibration after conformal recalibration (fitted on val)")
@@ -141,4 +146,5 @@ def evaluate_run(
     else:
         log.warning("no history at %s; loss curves not plotted", history_path)
     write_json(run_dir / "metrics.json", metrics)
+    log_comparison(metrics)
     return metrics

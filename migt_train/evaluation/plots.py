@@ -61,9 +61,11 @@ def plot_loss_curves(history: Mapping[str, Any] | str | os.PathLike, path: str |
 def plot_calibration(
     metrics: Mapping[str, Any], levels: Sequence[float], horizon_names: Sequence[str], path: str | os.PathLike,
     title: str = "Test calibration",
+    reference: tuple[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Reliability diagram from a quantile_metrics dict: left, nominal level vs observed coverage
-    per horizon; right, central-interval nominal coverage vs PICP. Perfect calibration = diagonal."""
+    per horizon; right, central-interval nominal coverage vs PICP. Perfect calibration = diagonal.
+    reference: (name, quantile_metrics dict) of a baseline, drawn dashed (all horizons pooled)."""
     from migt_train.evaluation.metrics import level_key
 
     fig = Figure(figsize=(11, 4.8))
@@ -82,6 +84,17 @@ def plot_calibration(
         if iv:
             ax_i.plot([i["nominal"] for i in iv], [i["picp"] for i in iv], marker="o", ms=4, lw=1.4, label=name)
     ax_q.plot(taus, [metrics["coverage"][level_key(t)] for t in taus], color="black", lw=2, alpha=0.6, label="all")
+    all_iv = sorted(metrics["intervals"], key=lambda i: i["nominal"])
+    if all_iv:
+        ax_i.plot([i["nominal"] for i in all_iv], [i["picp"] for i in all_iv], color="black", lw=2, alpha=0.6, label="all")
+    if reference is not None:
+        ref_name, ref = reference
+        ax_q.plot(taus, [ref["coverage"][level_key(t)] for t in taus], color="tab:red", ls="--", lw=2, alpha=0.8,
+                  label=f"{ref_name} (all, cal. err. {ref['calibration_error']:.3f})")
+        ref_iv = sorted(ref["intervals"], key=lambda i: i["nominal"])
+        if ref_iv:
+            ax_i.plot([i["nominal"] for i in ref_iv], [i["picp"] for i in ref_iv], color="tab:red", ls="--", lw=2,
+                      alpha=0.8, label=f"{ref_name} (all)")
     ax_q.set_xlabel("quantile level τ  (levels: " + ", ".join(level_key(t) for t in taus) + ")", fontsize=9)
     ax_q.set_ylabel("observed coverage  P(y ≤ q_τ)")
     ax_q.set_title(f"Quantiles (calibration error {metrics['calibration_error']:.3f})", fontsize=10)
