@@ -76,6 +76,9 @@ class TrainerConfig:
     device: str = "auto"
     progress: bool = True
     ema_decay: Optional[float] = None
+    # score the initial weights on val as "epoch 0", a candidate for best.pt: a model that starts at a
+    # strong forecast (model.vol_anchor) is then never made worse by training that does not help on val
+    validate_before_training: bool = False
 
 
 TRAINER_DEFAULTS: dict[str, Any] = asdict(TrainerConfig())
@@ -136,6 +139,8 @@ def validate_trainer_config(cfg: Mapping[str, Any]) -> None:
         raise bad("amp_dtype", "must be float16 or bfloat16")
     if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
         raise bad("device", "must be auto, cpu or cuda")
+    if not isinstance(cfg.get("validate_before_training", False), bool):
+        raise bad("validate_before_training", "must be true or false")
     if not isinstance(cfg["mixed_precision"], bool) or not isinstance(cfg["progress"], bool):
         key = "mixed_precision" if not isinstance(cfg["mixed_precision"], bool) else "progress"
         raise bad(key, "must be true or false")
@@ -570,6 +575,14 @@ class Trainer:
         stats = (*self.data.feature_stats("train"), *self.data.target_stats("train"))
         self.model.set_scaling(*(t.to(self.device) for t in stats))
 
+    def _validate_initial(self) -> None:
+        """Epoch 0: the initial weights' val loss enters early stopping and the checkpoints (not the history,
+        which records trained epochs)."""
+        val_loss, _ = self.evaluate("val")
+        improved = self.early.update(val_loss, 0)
+        self._on_main(self._write_checkpoints, val_loss, improved)
+        self._on_main(log.info, "epoch 0 (initial weights): val loss %.6f", val_loss)
+
     def _result(self, stopped_early: bool) -> FitResult:
         best = self.ckpt_dir / "best.pt"
         return FitResult(
@@ -588,6 +601,8 @@ class Trainer:
             self._restore(path)
         else:
             self._fresh_start()
+            if self.cfg.get("validate_before_training"):
+                self._validate_initial()
         self._stop_signal = None
         old_handlers = self._install_signals()
         try:
