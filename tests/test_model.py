@@ -311,3 +311,17 @@ def test_switches_off_is_the_users_design():
     assert cfg.model.vol_anchor is False and cfg.model.n_event_features == 0
     quick = compose_config()
     assert quick.model.vol_anchor is True and quick.model.n_event_features == 6
+
+
+def test_anchored_model_starts_at_given_residual_quantiles():
+    levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]
+    model = tiny(vol_anchor=True, quantile_levels=levels).eval()
+    z = torch.tensor([[-2.0, -1.5, -0.6, 0.01, 0.7, 1.3, 1.9]]).repeat(3, 1) * torch.tensor([[1.0], [1.1], [1.2]])
+    model.set_anchor_shape(z)
+    batch = make_batch(b=5, t=40, v=5)
+    sigma = torch.full((5, 3), 2e-3)
+    batch["time"]["vol_anchor"] = sigma
+    q = run(model, batch)["quantiles"]
+    torch.testing.assert_close(q / sigma[..., None], z.expand(5, 3, 7), atol=0.1, rtol=0.05)
+    with pytest.raises(ValueError, match="vol_anchor"):
+        tiny().set_anchor_shape(z)

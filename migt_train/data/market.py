@@ -114,6 +114,14 @@ class MarketData:
         y = self.split_targets(split).double()
         return y.mean(0).float(), y.std(0).clamp_min(1e-12).float()
 
+    def anchored_quantiles(self, levels: Sequence[float], split: str = "train") -> torch.Tensor:
+        """(H, Q) empirical quantiles of the split's targets in units of the volatility anchor (y / sigma_h):
+        where the anchored model's heads start."""
+        rows = self.splits[split]
+        z = (self.targets[rows].double() / self.vol_anchor[rows].double()).cpu()
+        q = torch.tensor([float(t) for t in levels], dtype=torch.float64)
+        return torch.quantile(z, q, dim=0).T.float().contiguous()
+
     def to(self, device: torch.device | str) -> "MarketData":
         moved = {
             k: (v.to(device) if isinstance(v, torch.Tensor) else v)

@@ -58,6 +58,14 @@ class QuantileHeads(nn.Module):
             with torch.no_grad():
                 self.log_scale.weight[:, d_model + scale_anchor] = 1.0
 
+    @torch.no_grad()
+    def set_start(self, quantiles: torch.Tensor, min_step: float = 1e-3) -> None:
+        """Make the initial output about `quantiles` (H, Q), increasing per row, e.g. the training split's
+        quantiles of y / sigma_h: the base and softplus^-1 of the steps become the output biases."""
+        steps = (quantiles[:, 1:] - quantiles[:, :-1]).clamp_min(min_step)
+        self.b2[:, 0] = quantiles[:, 0].to(self.b2)
+        self.b2[:, 1:] = torch.log(torch.expm1(steps)).to(self.b2)
+
     def forward(self, x: torch.Tensor, log_std: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, D), log_std (B, n_scales), context (B, H, n_context) or None -> (B, H, Q)."""
         h = x.unsqueeze(1) + self.horizon  # (B, H, D)

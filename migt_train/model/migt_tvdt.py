@@ -81,6 +81,14 @@ class MIGTTVDT(nn.Module):
                             ("target_mean", target_mean), ("target_std", target_std)):
             getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
 
+    @torch.no_grad()
+    def set_anchor_shape(self, quantiles: torch.Tensor) -> None:
+        """vol_anchor only: start the heads at `quantiles` (H, Q) of y / sigma_h (the training split's, from
+        MarketData.anchored_quantiles) instead of the Student-t ones."""
+        if not self.vol_anchor:
+            raise ValueError("set_anchor_shape needs vol_anchor=True")
+        self.heads.set_start(torch.as_tensor(quantiles, dtype=torch.float32))
+
     def _trim_and_pad(self, features: torch.Tensor, mask: torch.Tensor, bar: torch.Tensor):
         """Drop leading steps that are padding in every sample, then left-pad T to a multiple of patch_len.
 

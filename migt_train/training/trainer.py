@@ -574,6 +574,8 @@ class Trainer:
         seed_everything(self.seed)
         stats = (*self.data.feature_stats("train"), *self.data.target_stats("train"))
         self.model.set_scaling(*(t.to(self.device) for t in stats))
+        if getattr(self.model, "vol_anchor", False):  # the anchored model starts at the train quantiles of y / sigma
+            self.model.set_anchor_shape(self.data.anchored_quantiles(self.levels).to(self.device))
 
     def _validate_initial(self) -> None:
         """Epoch 0: the initial weights' val loss enters early stopping and the checkpoints (not the history,
