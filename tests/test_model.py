@@ -291,8 +291,7 @@ def test_anchored_model_starts_at_the_anchor_student_t_quantiles():
     batch["time"]["events"] = torch.rand(6, 3, 4)
     q = run(model, batch)["quantiles"]
     t = torch.tensor(stats.t.ppf(levels, 5.0) * (3 / 5) ** 0.5, dtype=torch.float32)
-    # the heads' hidden layer adds a small random term at init; the spread is the anchor's
-    torch.testing.assert_close(q / sigma[..., None], t.expand(6, 3, -1), atol=0.1, rtol=0.05)
+    torch.testing.assert_close(q / sigma[..., None], t.expand(6, 3, -1), atol=1e-4, rtol=1e-4)
     assert (torch.diff(q, dim=-1) > 0).all()
 
 
@@ -322,6 +321,6 @@ def test_anchored_model_starts_at_given_residual_quantiles():
     sigma = torch.full((5, 3), 2e-3)
     batch["time"]["vol_anchor"] = sigma
     q = run(model, batch)["quantiles"]
-    torch.testing.assert_close(q / sigma[..., None], z.expand(5, 3, 7), atol=0.1, rtol=0.05)
+    torch.testing.assert_close(q / sigma[..., None], z.expand(5, 3, 7), atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="vol_anchor"):
         tiny().set_anchor_shape(z)

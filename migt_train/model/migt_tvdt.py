@@ -72,6 +72,9 @@ class MIGTTVDT(nn.Module):
                                    scale_anchor=None if self.vol_anchor else scale_anchor,
                                    n_context=int(self.vol_anchor) + self.n_event_features,
                                    init_levels=quantile_levels if self.vol_anchor else None, init_df=anchor_df)
+        if self.vol_anchor:
+            # zero last layer: the untrained model is exactly sigma_h times the start quantiles
+            nn.init.zeros_(self.heads.w2)
 
     @torch.no_grad()
     def set_scaling(self, input_mean: torch.Tensor, input_std: torch.Tensor,
