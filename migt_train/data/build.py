@@ -241,18 +241,20 @@ def load_market(cfg: Any) -> MarketData:
 def _horizon_context(s: _Settings, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
                      splits: dict) -> dict[str, torch.Tensor]:
     """What a forecaster knows at each row about the horizons ahead, when switched on: the causal
-    volatility anchor (fitted on the bars the training windows see) and the scheduled-release features."""
+    volatility anchor (fitted on the bars the training windows see; with the release calendar on, it
+    includes the releases' announcement effects) and the scheduled-release features."""
     out: dict[str, torch.Tensor] = {}
+    events = event_bars(ts, s.bar_minutes) if s.event_calendar else None
     if s.vol_anchor:
         train = splits["train"]
         if len(train) == 0:
             raise MigtError("data.vol_anchor: the training split is empty (0 rows); nothing to fit the anchor on")
         fit_bars = slice(int(start[train[0]]), int(train[-1]) + 1)
         anchor, _ = volatility_anchor(frame["log_return"].to_numpy(np.float64), info["bar_in_day"], fit_bars,
-                                      24 * 60 // s.bar_minutes, s.horizons)
+                                      24 * 60 // s.bar_minutes, s.horizons, events)
         out["vol_anchor"] = torch.from_numpy(anchor)
     if s.event_calendar:
-        out["events"] = torch.from_numpy(event_features(event_bars(ts, s.bar_minutes), s.horizons, s.bar_minutes))
+        out["events"] = torch.from_numpy(event_features(events, s.horizons, s.bar_minutes))
     return out
 
 
