@@ -57,3 +57,32 @@ def test_market_carries_anchor_and_events_consistent_with_the_baseline():
     # releases ahead are counted for the longer horizons at least as often as for the shorter ones
     ahead = on.events[:, :, 0]
     assert (ahead[:, -1] >= ahead[:, 0]).all() and ahead[:, -1].sum() > 0
+
+
+def test_anchor_knows_the_release_calendar():
+    from migt_train.data.calendar import time_info
+    from migt_train.data.events import event_bars
+    from migt_train.data.synthetic import SyntheticConfig, generate
+    from migt_train.data.vol_anchor import release_lags, release_multiplier
+
+    bars = generate(SyntheticConfig(n_days=90, start="2024-01-02"), 5, "America/New_York", 18 * 60)
+    ts = bars["timestamp"].to_numpy()[1:]
+    r = np.diff(np.log(bars["close"].to_numpy()))
+    bid = time_info(ts, "America/New_York", 18 * 60, 5)["bar_in_day"]
+    ev = event_bars(ts, 5)
+    fit = slice(0, int(len(r) * 0.7))
+    lags = release_lags(ev)
+    assert lags.shape == (3, len(r)) and (lags[0][ev == 1] == 0).all() and lags[0].max() == 12
+    mult = release_multiplier(r**2, lags, fit)
+    assert mult[ev == 1].mean() > 5 and np.median(mult[(lags < 0).all(axis=0)]) == 1.0
+    with_cal, _ = volatility_anchor(r, bid, fit, 288, [3], ev)
+    without, _ = volatility_anchor(r, bid, fit, 288, [3])
+    before = np.flatnonzero(ev == 1) - 1  # origins whose next 15 minutes hold a payrolls release
+    before = before[before < len(r) - 3]
+    ratio = with_cal[before, 0] / without[before, 0]
+    assert np.median(ratio) > 1.5
+    # the calendar is known in advance: changing returns after a row does not change its anchor
+    changed = r.copy()
+    changed[before[-1] + 1 :] *= 2.0
+    again, _ = volatility_anchor(changed, bid, fit, 288, [3], ev)
+    np.testing.assert_array_equal(again[: before[-1] + 1], with_cal[: before[-1] + 1])
