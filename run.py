@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-import migt_train.config  # noqa: F401  (registers the ${migt.*} resolvers used by conf/)
+import migt_train  # noqa: F401  (registers the ${migt.*} resolvers used by conf/)
 from migt_train.runner import run
 
 

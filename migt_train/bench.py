@@ -1,7 +1,8 @@
 """Speed and memory figures: `python -m migt_train.bench [--quick] [--sections model]`.
 
 One function per section; each returns rows of figures and prints them. Sections:
-  model  forward FLOPs (FlopCounterMode, math SDPA backend), forward+backward time, achieved
+  model  forward FLOPs (FlopCounterMode, math SDPA backend), training-step time (the trainer's
+         forward + pinball loss + backward, step.py), achieved
          GFLOP/s (a train step ~ 3x the forward FLOPs) and peak RSS, for the full-size and the
          CPU-sized model (conf/model/*.yaml) at patch_len 1 and 12 (B 2 and 16; the CPU model
          also at its own patch_len and the quickstart's batch 64), against the F.linear rate on
@@ -27,7 +28,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from migt_train.runtime import Precision
 from migt_train.training.cpu_memory import retain_freed_memory
+from migt_train.training.losses import CombinedQuantileLoss
+from migt_train.step import forward, loss_step
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf" / "model"
 MODEL_CASES = [  # (label, yaml, batch size, patch_len; None = the yaml's own)
@@ -41,8 +45,6 @@ MODEL_CASES = [  # (label, yaml, batch size, patch_len; None = the yaml's own)
 
 def compose_config(*overrides: str):
     from hydra import compose, initialize_config_dir
-
-    import migt_train.config  # noqa: F401  (resolvers)
 
     with initialize_config_dir(config_dir=str(CONF_DIR.parent), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides))
@@ -81,24 +83,36 @@ def linear_rate(repeats: int = 5) -> float:
 
 
 def model_config(name: str, **overrides):
-    """cfg.model of the real composed config with `model=name`, so counts come from data/quantiles."""
+    """The real composed config with `model=name`, so the model's counts come from data/quantiles."""
     extra = [f"model.{k}={v}" for k, v in overrides.items()]
-    return compose_config(f"model={name}", *extra).model
+    return compose_config(f"model={name}", *extra)
 
 
-def synthetic_batch(batch_size: int, seq_len: int = 288, n_variables: int = 24, bars_per_day: int = 288):
+def synthetic_batch(batch_size: int, seq_len: int = 288, n_variables: int = 24, bars_per_day: int = 288,
+                    n_horizons: int = 5):
     """Random full windows in the MarketData.batch format (every bar valid)."""
     g = torch.Generator().manual_seed(0)
     return {
         "features": torch.randn(batch_size, seq_len, n_variables, generator=g),
         "mask": torch.ones(batch_size, seq_len, dtype=torch.bool),
-        "time": {
-            "bar_in_day": (torch.arange(seq_len) + torch.randint(0, bars_per_day, (batch_size, 1), generator=g)) % bars_per_day,
-            "day_of_week": torch.randint(0, 7, (batch_size,), generator=g),
-            "day_of_month": torch.randint(1, 32, (batch_size,), generator=g),
-            "day_of_year": torch.randint(1, 367, (batch_size,), generator=g),
-        },
+        "bar_in_day": (torch.arange(seq_len) + torch.randint(0, bars_per_day, (batch_size, 1), generator=g)) % bars_per_day,
+        "day_of_week": torch.randint(0, 7, (batch_size,), generator=g),
+        "day_of_month": torch.randint(1, 32, (batch_size,), generator=g),
+        "day_of_year": torch.randint(1, 367, (batch_size,), generator=g),
+        "targets": 1e-3 * torch.randn(batch_size, n_horizons, generator=g),
     }
+
+
+def batch_throughput(data, batch_size: int = 128, n_batches: int = 50, seed: int = 0) -> float:
+    """Samples per second of `data.batch` on random training rows (after one warm-up batch)."""
+    rows = data.splits["train"]
+    gen = torch.Generator().manual_seed(seed)
+    picks = [rows[torch.randint(len(rows), (batch_size,), generator=gen)] for _ in range(n_batches + 1)]
+    data.batch(picks[0])
+    t0 = time.perf_counter()
+    for p in picks[1:]:
+        data.batch(p)
+    return batch_size * n_batches / (time.perf_counter() - t0)
 
 
 def _model_case(label: str, yaml_name: str, batch_size: int, patch_len: int | None, repeats: int,
@@ -109,23 +123,25 @@ def _model_case(label: str, yaml_name: str, batch_size: int, patch_len: int | No
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(threads)
-    retain_freed_memory()  # as the trainer does on CPU
+    retain_freed_memory()  # as runtime.Runtime.create does on CPU
     torch.manual_seed(0)
-    cfg = model_config(yaml_name, **({} if patch_len is None else {"patch_len": patch_len}))
+    full = model_config(yaml_name, **({} if patch_len is None else {"patch_len": patch_len}))
+    cfg = full.model
     model = hydra.utils.instantiate(cfg)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     b = synthetic_batch(batch_size)
 
+    precision = Precision()  # the CPU trainer's: no autocast
     model.eval()
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        model(b["features"], b["mask"], b["time"])
+        forward(model, b, precision)
     fwd_flops = counter.get_total_flops() / batch_size
 
     model.train()
+    loss_fn = CombinedQuantileLoss(list(full.quantiles.levels))
 
     def train_step():
-        out = model(b["features"], b["mask"], b["time"])
-        out["quantiles_std"].square().mean().backward()
+        loss_step(model, loss_fn, b, precision)[1].backward()
         model.zero_grad(set_to_none=True)
 
     step_s = min_time(train_step, repeats)
@@ -161,7 +177,7 @@ def model_section(quick: bool = False, threads: int | None = None) -> list[dict]
 
 
 def data_section(quick: bool = False, threads: int | None = None, **_) -> list[dict]:
-    from migt_train.data import batch_throughput, load_market
+    from migt_train.data import load_market
 
     if threads:
         torch.set_num_threads(threads)

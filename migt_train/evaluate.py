@@ -20,32 +20,54 @@ from migt_train.errors import MigtError
 USAGE = "usage: python -m migt_train.evaluate <run dir> [key=value ...]"
 
 
-def _parse_overrides(args: Sequence[str]) -> list[tuple[str, str]]:
-    out = []
-    for a in args:
-        key, sep, value = a.partition("=")
-        if not sep or not key.lstrip("+") or any(c.isspace() for c in key):
-            raise MigtError(f"override {a!r}: expected key=value (e.g. data.path=bars.parquet)")
-        out.append((key, value))
-    return out
+def _parse_overrides(args: Sequence[str]) -> list[Any]:
+    """Hydra's override grammar (key=value, +key=value, ++key=value, ~key), parsed by Hydra's parser."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        return OverridesParser.create().parse_overrides(list(args))
+    except OverrideParseException as e:
+        raise MigtError(f"override: expected key=value (e.g. data.path=bars.parquet): {_one_line(e)}") from None
 
 
-def _apply_overrides(cfg: Any, overrides: list[tuple[str, str]]) -> Any:
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
+
+
+def _apply_overrides(cfg: Any, overrides: list[Any]) -> Any:
     """Existing keys only, unless prefixed with '+' (Hydra's rule), so a typo cannot pass silently."""
     from omegaconf import OmegaConf
 
     missing = object()
-    dotlist = []
-    for key, value in overrides:
-        if key.startswith("+"):
-            key = key[1:]
-        elif OmegaConf.select(cfg, key, default=missing, throw_on_missing=False) is missing:
+    for o in overrides:
+        key = o.key_or_group
+        exists = OmegaConf.select(cfg, key, default=missing, throw_on_missing=False) is not missing
+        if not exists and not (o.is_add() or o.is_force_add()):
             raise MigtError(f"override {key}: no such key in config.yaml (prefix it with + to add it)")
-        dotlist.append(f"{key}={value}")
+        if exists and o.is_add():
+            raise MigtError(f"override +{key}: the key exists already (drop the +, or use ++ to force)")
+        try:
+            if o.is_delete():
+                parent, _, leaf = key.rpartition(".")
+                node = OmegaConf.select(cfg, parent) if parent else cfg
+                node.pop(leaf)
+            else:
+                OmegaConf.update(cfg, key, o.value(), merge=True, force_add=True)
+        except Exception as e:  # omegaconf raises several unrelated types for bad values
+            raise MigtError(f"override {o.input_line}: {_one_line(e)}") from None
+    return cfg
+
+
+def _merged(schema: type, node: Any, key: str) -> Any:
+    """The run's `key` section over the schema's defaults (older runs may lack keys); typed, by key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
-        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
-    except Exception as e:  # omegaconf raises several unrelated types for bad values
-        raise MigtError(f"overrides {' '.join(dotlist)}: {e}".replace("\n", " ")) from None
+        return OmegaConf.merge(OmegaConf.structured(schema), node or {})
+    except OmegaConfBaseException as e:
+        raise MigtError(f"config key '{key}.{e.full_key}': {_one_line(e)}") from None
 
 
 def _levels(cfg: Any) -> list[float]:
@@ -99,7 +121,7 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     from hydra.utils import instantiate
     from omegaconf import DictConfig, OmegaConf
 
-    from migt_train.evaluation.evaluate import evaluate_run
+    from migt_train.evaluation.report import evaluate_run
     from migt_train.training.checkpoint import read_checkpoint
     from migt_train.io import write_text
 
@@ -120,14 +142,16 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     except Exception as e:
         raise MigtError(f"{cfg_path}: {e}".replace("\n", " ")) from None
 
-    from dataclasses import asdict
-
     from migt_train.evaluation.settings import EvaluationConfig
-    from migt_train.training.distributed import resolve_device
+    from migt_train.runtime import Precision, resolve_device
+    from migt_train.training.config import TrainerConfig
 
-    ev = {**asdict(EvaluationConfig()), **OmegaConf.to_container(cfg.get("evaluation") or OmegaConf.create({}))}
+    ev = _merged(EvaluationConfig, cfg.get("evaluation"), "evaluation")
+    trainer = _merged(TrainerConfig, cfg.get("trainer"), "trainer")
     levels = _levels(cfg)
-    device = resolve_device(ev["device"], key="evaluation.device")
+    device = resolve_device(ev.device, key="evaluation.device")
+    # the autocast validation ran under, so the test forecasts get the same numerics
+    precision = Precision.for_device(device, trainer.mixed_precision, trainer.amp_dtype)
 
     from migt_train.data import load_market
 
@@ -152,10 +176,11 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
         levels,
         fit_summary=_fit_summary(run_dir, ckpt),
         history_path=run_dir / "history.json",
-        batch_size=int(ev["batch_size"]),
+        batch_size=int(ev.batch_size),
         device=device,
-        conformal=bool(ev["conformal"]),
-        ewma_halflife=float(ev["ewma_halflife"]),
+        conformal=bool(ev.conformal),
+        ewma_halflife=float(ev.ewma_halflife),
+        precision=precision,
     )
     return out_dir, metrics
 

@@ -16,9 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
 from migt_train.io import write_json, write_text
-from migt_train.training.checkpoint import seed_everything
-from migt_train.training.distributed import resolve_device
-from migt_train.training.trainer import TrainingInterrupted
+from migt_train.runtime import Runtime, seed_everything
+from migt_train.training.signals import TrainingInterrupted
 
 log = logging.getLogger("migt_train")
 
@@ -81,16 +80,17 @@ def _check_fresh_dir(run_dir: Path, resume: str | None) -> None:
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
     from migt_train.data import load_market
-    from migt_train.evaluation.evaluate import evaluate_run
-    from migt_train.training import Trainer, load_checkpoint
+    from migt_train.evaluation.report import evaluate_run
+    from migt_train.training import Trainer, TrainerConfig, load_checkpoint
 
     validate(cfg)
     _check_fresh_dir(run_dir, cfg.trainer.resume)
     resolved = resolved_container(cfg)
     write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
     write_json(run_dir / "status.json", {"status": "running", "started": time.time()})
-    device = resolve_device(cfg.trainer.device)
-    seed_everything(cfg.seed)
+    t = cfg.trainer
+    runtime = Runtime.create(t.device, t.mixed_precision, t.amp_dtype)
+    seed_everything(cfg.seed, runtime.dist.rank)
 
     log.info("run directory: %s", run_dir)
     t0 = time.time()
@@ -106,8 +106,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
     log.info("model: %s, %s trainable parameters", type(model).__name__, f"{n_parameters:,}")
 
     logger = instantiate(cfg.logger, run_dir=run_dir, run_config=resolved, _recursive_=False)
-    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_cfg["device"] = str(device)
+    trainer_cfg = TrainerConfig.from_mapping({**OmegaConf.to_container(t, resolve=True), "device": str(runtime.device)})
     exit_code = 1
     try:
         trainer = Trainer(
@@ -119,9 +118,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
             run_dir=run_dir,
             seed=cfg.seed,
             levels=levels,
+            config=trainer_cfg,
             logger=logger,
-            config=resolved,
-            **trainer_cfg,
+            run_config=resolved,
+            runtime=runtime,
         )
         result = trainer.fit()
         model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt")["model"])
@@ -137,13 +137,14 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> float:
                 "stopped_early": result.stopped_early,
                 "nonfinite_steps": result.nonfinite_steps,
                 "n_parameters": n_parameters,
-                "world_size": 1,
+                "world_size": runtime.dist.world_size,
             },
             history_path=run_dir / "history.json",
             batch_size=cfg.evaluation.batch_size,
-            device=device,
+            device=runtime.device,
             conformal=cfg.evaluation.conformal,
             ewma_halflife=cfg.evaluation.ewma_halflife,
+            precision=runtime.precision,
         )
         test = metrics["test"]
         log.info(

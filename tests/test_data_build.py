@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import migt_train.data.build as build
-from migt_train.data import FEATURE_NAMES, MarketData, batch_throughput, load_market
+from migt_train.bench import batch_throughput
+from migt_train.data import FEATURE_NAMES, MarketData, load_market
 from migt_train.data.calendar import to_local
 from migt_train.data.splits import make_splits
 from migt_train.data.targets import horizon_name

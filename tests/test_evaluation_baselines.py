@@ -15,9 +15,13 @@ from migt_train.evaluation.baselines import (
     EWMAVolatility,
     GarchTODBaseline,
     SeasonalClimatology,
-    ewma_alpha,
     fit_baselines,
 )
+
+
+def ewma_alpha(halflife: float) -> float:
+    """Smoothing weight of the newest squared return for a given halflife."""
+    return 1.0 - math.exp(-math.log(2.0) / halflife)
 
 
 def test_climatology_is_training_quantiles():

@@ -14,8 +14,8 @@ import yaml
 from evaluation_helpers import LEVELS, make_history, make_market, make_model
 
 from migt_train.evaluate import main
-from migt_train.evaluation.evaluate import evaluate_run
-from migt_train.evaluation.predict import predict
+from migt_train.evaluation.report import evaluate_run
+from migt_train.inference import predict
 
 FIT = {"best_epoch": 3, "best_val_loss": 0.41, "epochs_run": 6, "stopped_early": True, "n_parameters": 245, "world_size": 1}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -140,7 +140,8 @@ def cli(tmp_path, monkeypatch) -> tuple[Path, list]:
     data = make_market()
     model = make_model(data)
     cfg = {
-        "model": {"_target_": "evaluation_helpers.ToyQuantileModel", "n_features": 3, "n_horizons": 3, "n_quantiles": 7},
+        "model": {"_target_": "toys.ToyQuantileModel", "n_variables": 3, "n_horizons": 3, "n_quantiles": 7,
+                  "hidden": 8, "dropout": 0.5},
         "data": {"source": "synthetic", "path": None},
         "quantiles": {"levels": LEVELS},
         "evaluation": {"conformal": False, "batch_size": 64, "ewma_halflife": 24, "device": "cpu"},
@@ -177,7 +178,7 @@ def test_cli_writes_fresh_evaluation(cli, capsys):
         (["{run}/nope"], "run directory not found"),
         (["{run}", "data.path"], "expected key=value"),
         (["{run}", "data.pth=x"], "no such key"),
-        (["{run}", "model.n_features=5"], "model does not match"),
+        (["{run}", "model.n_variables=5"], "model does not match"),
     ],
 )
 def test_cli_errors_are_one_line(cli, capsys, args, message):
@@ -187,6 +188,7 @@ def test_cli_errors_are_one_line(cli, capsys, args, message):
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
 
 
+@pytest.mark.slow
 def test_cli_missing_checkpoint_subprocess(cli):
     run_dir = cli[0]
     (run_dir / "checkpoints" / "best.pt").unlink()

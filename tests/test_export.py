@@ -60,10 +60,17 @@ def test_export_of_a_user_file_writes_its_bars(tmp_path):
         (["bars.csv", "data=ohlcv", "data.path=missing.csv"], "missing.csv: file not found"),
     ],
 )
-def test_export_errors_are_one_line_exit_2(tmp_path, args, message):
-    p = subprocess.run([sys.executable, "-m", "migt_train.export", *args, f"data.cache_dir={tmp_path}"],
+def test_export_errors_are_one_line_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, f"data.cache_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    assert not list(tmp_path.glob("bars.*"))
+
+
+def test_export_cli_process_exit_code(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "migt_train.export", str(tmp_path / "bars.json")],
                        cwd=tmp_path, capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert p.stderr.count("\n") == 1 and p.stderr.startswith("error: ") and message in p.stderr
-    assert not list(tmp_path.glob("bars.*"))
+    assert p.stderr.count("\n") == 1 and "unknown file type '.json'" in p.stderr

@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import migt_train.config  # noqa: F401  (registers the resolvers the model yaml files use)
+import migt_train  # noqa: F401  (registers the resolvers the model yaml files use)
 from migt_train.model import MIGTTVDT
 from migt_train.model.revin import RevIN
 from migt_train.model.time_encoding import Time2Vec, TimeOfDayEncoding

@@ -17,6 +17,8 @@ from migt_train.summarize import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.slow  # real training processes
+
 
 def run_py(cwd: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "MIGT_CACHE_DIR": str(cwd / "cache"), "WANDB_MODE": "offline"}

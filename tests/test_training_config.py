@@ -7,8 +7,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from migt_train.training import TRAINER_DEFAULTS, CombinedQuantileLoss, Trainer, load_checkpoint, step_time_split
-from training_helpers import LEVELS, TinyQuantileModel, make_market
+from migt_train.training import (
+    TRAINER_DEFAULTS, CombinedQuantileLoss, Trainer, TrainerConfig, load_checkpoint, step_time_split,
+)
+from toys import LEVELS, ToyQuantileModel
+from training_helpers import make_market
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -47,8 +50,9 @@ def test_hydra_built_trainer_checkpoint_loads_weights_only(tmp_path):
                             "trainer": _load("trainer", "default")})
     trainer_cfg = {**OmegaConf.to_container(cfg.trainer), "max_epochs": 1, "progress": False, "device": "cpu"}
     torch.manual_seed(0)
-    Trainer(TinyQuantileModel(), data, CombinedQuantileLoss(LEVELS), instantiate(cfg.optimizer),
-            instantiate(cfg.scheduler), tmp_path, seed=1, levels=LEVELS, config=cfg, **trainer_cfg).fit()
+    Trainer(ToyQuantileModel(), data, CombinedQuantileLoss(LEVELS), instantiate(cfg.optimizer),
+            instantiate(cfg.scheduler), tmp_path, seed=1, levels=LEVELS, config=TrainerConfig.from_mapping(trainer_cfg),
+            run_config=cfg).fit()
     ckpt = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert ckpt["config"]["trainer"]["batch_size"] == 128
     assert ckpt["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999) or list(ckpt["optimizer"]["param_groups"][0]["betas"]) == [0.9, 0.999]
@@ -56,7 +60,7 @@ def test_hydra_built_trainer_checkpoint_loads_weights_only(tmp_path):
 
 def test_step_time_split():
     data = make_market(n=200)
-    split = step_time_split(TinyQuantileModel(), data, batch_size=16, levels=LEVELS, steps=2, warmup=1, device="cpu")
+    split = step_time_split(ToyQuantileModel(), data, batch_size=16, levels=LEVELS, steps=2, warmup=1, device="cpu")
     assert set(split) == {"data", "forward", "backward", "optimizer", "total", "samples_per_second"}
     assert all(v >= 0 for v in split.values()) and split["total"] == pytest.approx(
         split["data"] + split["forward"] + split["backward"] + split["optimizer"])

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from migt_train.training.cpu_memory import retain_freed_memory
 
 # a few training steps of a model with several-MB activations of varied sizes; prints minor faults per step
@@ -37,6 +39,7 @@ def faults_per_step(mode: str) -> float:
     return float(out.stdout.split()[-1])
 
 
+@pytest.mark.slow
 def test_retained_memory_removes_per_step_page_faults():
     if not sys.platform.startswith("linux"):  # no glibc: the call must say it changed nothing
         assert retain_freed_memory() is False

@@ -5,7 +5,7 @@ import torch
 
 from migt_train.errors import MigtError
 from migt_train.training import load_checkpoint
-from training_helpers import make_trainer, one_thread, val_losses  # noqa: F401 (one_thread: autouse fixture)
+from training_helpers import make_trainer, val_losses
 
 
 def test_average_follows_the_ramped_decay(tmp_path):
@@ -15,10 +15,10 @@ def test_average_follows_the_ramped_decay(tmp_path):
         with torch.no_grad():
             for p in t.params:
                 p.add_(torch.randn_like(p))
-        t._update_ema()
+        t.ema.update()
         d = min(0.9, (1 + n) / (10 + n))
         expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, t.params)]
-    for e, mine in zip(expected, t.ema):
+    for e, mine in zip(expected, t.ema.average):
         assert torch.allclose(e, mine, atol=1e-6)
 
 
@@ -29,13 +29,13 @@ def test_validation_and_checkpoints_use_the_average(tmp_path):
     last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     trained = dict(t.model.named_parameters())
     assert any(not torch.equal(last["model"][k], trained[k].detach()) for k in trained)  # really averaged
-    for k, e in zip(trained, t.ema):  # "model" = the average, "train_model" = the raw weights
+    for k, e in zip(trained, t.ema.average):  # "model" = the average, "train_model" = the raw weights
         assert torch.equal(last["model"][k], e)
         assert torch.equal(last["train_model"][k], trained[k].detach())
     # the recorded best val loss is the loss of the weights in best.pt
     t.model.load_state_dict(best["model"])
     t.ema = None  # evaluate the loaded weights as they are
-    assert t.evaluate("val")[0] == pytest.approx(res.best_val_loss, rel=1e-6)
+    assert t.validate("val")[0] == pytest.approx(res.best_val_loss, rel=1e-6)
 
 
 def test_resume_with_average_equals_uninterrupted(tmp_path):

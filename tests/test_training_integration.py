@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from migt_train.training import load_checkpoint
-from training_helpers import make_market, make_trainer, one_thread, val_losses  # noqa: F401 (autouse fixture)
+from training_helpers import make_market, make_trainer, val_losses
 
 import migt_train.model as model_mod
 

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from migt_train.training import load_checkpoint
 from training_helpers import make_trainer, val_losses
@@ -17,13 +16,7 @@ HELPERS = Path(__file__).with_name("training_helpers.py")
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 4
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the subprocess runs single-threaded too
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.slow  # real training processes
 
 
 def _start(run_dir: Path, slow: float) -> subprocess.Popen:

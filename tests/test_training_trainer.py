@@ -10,9 +10,8 @@ import torch
 from migt_train.errors import MigtError
 from migt_train.training import ConstantScheduler, TrainingInterrupted, load_checkpoint
 from migt_train.training.checkpoint import REQUIRED_KEYS, TOPK_PATTERN
-from training_helpers import (  # noqa: F401 (one_thread: autouse fixture)
-    LEVELS, TinyQuantileModel, make_market, make_trainer, one_thread, val_losses,
-)
+from toys import LEVELS, ToyQuantileModel
+from training_helpers import make_market, make_trainer, val_losses
 
 
 def _params(model):
@@ -118,7 +117,7 @@ def test_corrupt_or_incompatible_checkpoint_is_one_error(tmp_path):
     with pytest.raises(MigtError, match="missing.pt: checkpoint not found"):
         make_trainer(tmp_path / "x", resume=str(tmp_path / "missing.pt")).fit()
     # a model of another shape -> incompatible, naming the file
-    other = TinyQuantileModel(hidden=8)
+    other = ToyQuantileModel(hidden=8)
     with pytest.raises(MigtError, match="last.pt: incompatible checkpoint"):
         make_trainer(tmp_path / "x", model=other, resume=str(last)).fit()
 
@@ -142,7 +141,7 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     assert not [p for p in tmp_path.rglob("*.tmp")]
 
 
-class NaNModel(TinyQuantileModel):
+class NaNModel(ToyQuantileModel):
     """Returns NaN on chosen training forward calls (all of them when nan_calls is None)."""
 
     def __init__(self, nan_calls=None, **kw):
@@ -195,7 +194,7 @@ def test_bad_trainer_options_rejected(tmp_path):
         make_trainer(tmp_path, amp_dtype="fp8")
 
 
-class SignalModel(TinyQuantileModel):
+class SignalModel(ToyQuantileModel):
     """Sends itself SIGTERM on one training forward call: a real signal, delivered mid-epoch."""
 
     def __init__(self, at_call: int, **kw):
@@ -232,7 +231,7 @@ def test_validate_before_training_keeps_the_initial_weights_when_training_hurts(
     """Epoch 0 is a candidate for best.pt: with a destructive learning rate the initial weights win."""
     data = make_market()
     torch.manual_seed(0)
-    model = TinyQuantileModel()
+    model = ToyQuantileModel(n_variables=data.n_features)
     init = _params(model).clone()
     res = make_trainer(tmp_path, data=data, model=model, max_epochs=2, lr=50.0, validate_before_training=True).fit()
     assert res.best_epoch == 0 and [r["epoch"] for r in res.history] == [1, 2]

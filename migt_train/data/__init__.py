@@ -1,8 +1,8 @@
 """Market data: OHLCV files or the synthetic NQ market -> features, targets, windows, splits."""
 
-from migt_train.data.build import batch_throughput, load_market, synthetic_config
+from migt_train.data.build import load_market, synthetic_config
 from migt_train.data.features import FEATURE_NAMES
 from migt_train.data.market import MarketData
 from migt_train.data.synthetic import SyntheticConfig
 
-__all__ = ["FEATURE_NAMES", "MarketData", "SyntheticConfig", "batch_throughput", "load_market", "synthetic_config"]
+__all__ = ["FEATURE_NAMES", "MarketData", "SyntheticConfig", "load_market", "synthetic_config"]

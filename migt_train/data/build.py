@@ -4,7 +4,6 @@ time info, purged splits (and the oracle for the synthetic market)."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,6 +17,7 @@ from migt_train.data.calendar import check_timezone, parse_hhmm, time_info
 from migt_train.data.events import event_bars, event_features
 from migt_train.data.features import FEATURE_NAMES, FEATURE_VERSION, compute_features, warmup_rows
 from migt_train.data.market import MarketData
+from migt_train.data.schema import DataSchema, SplitSchema, setting
 from migt_train.data.ohlcv import check_bar_size, read_ohlcv
 from migt_train.data.splits import check_split_config, make_splits
 from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
@@ -26,9 +26,12 @@ from migt_train.data.vol_anchor import volatility_anchor
 from migt_train.errors import MigtError
 
 
-def _get(cfg: Mapping | None, key: str, default: Any = None) -> Any:
-    value = None if cfg is None else cfg.get(key)
-    return default if value is None else value
+def _get(cfg: Mapping | None, key: str) -> Any:
+    return setting(cfg, key, DataSchema)
+
+
+def _split_get(cfg: Mapping | None, key: str) -> Any:
+    return setting(cfg, key, SplitSchema)
 
 
 def _plain(cfg: Mapping | None) -> dict:
@@ -87,20 +90,20 @@ def _settings(cfg: Any) -> _Settings:
     def positive_int(v: Any) -> bool:
         return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= 1
 
-    source = str(_get(cfg, "source", "synthetic"))
+    source = str(_get(cfg, "source"))
     if source not in ("synthetic", "ohlcv"):
         raise bad("source", "must be synthetic or ohlcv", source)
     if source == "ohlcv" and not _get(cfg, "path"):
         raise bad("path", "data=ohlcv needs the path of a parquet or CSV file", _get(cfg, "path"))
-    bar_minutes, max_seq_len = _get(cfg, "bar_minutes", 5), _get(cfg, "max_seq_len", 288)
+    bar_minutes, max_seq_len = _get(cfg, "bar_minutes"), _get(cfg, "max_seq_len")
     if not positive_int(bar_minutes) or 1440 % bar_minutes:
         raise bad("bar_minutes", "must be a positive divisor of 1440", bar_minutes)
     if not positive_int(max_seq_len):
         raise bad("max_seq_len", "must be a positive integer", max_seq_len)
-    lookback = _get(cfg, "lookback_hours", 24)
+    lookback = _get(cfg, "lookback_hours")
     if isinstance(lookback, bool) or not isinstance(lookback, (int, float)) or lookback <= 0:
         raise bad("lookback_hours", "must be a positive number", lookback)
-    horizons = list(_get(cfg, "horizons", [3, 6, 12, 24, 48]))
+    horizons = list(_get(cfg, "horizons"))
     if not horizons or not all(positive_int(h) for h in horizons) or sorted(set(horizons)) != horizons:
         raise bad("horizons", "must be positive, distinct and increasing (in bars)", horizons)
     return _Settings(
@@ -110,12 +113,12 @@ def _settings(cfg: Any) -> _Settings:
         lookback_hours=float(lookback),
         max_seq_len=int(max_seq_len),
         horizons=[int(h) for h in horizons],
-        tz=check_timezone(str(_get(cfg, "session_tz", "America/New_York"))),
-        session_start=parse_hhmm(_get(cfg, "session_start", "18:00")),
-        sort=bool(_get(cfg, "sort", False)),
+        tz=check_timezone(str(_get(cfg, "session_tz"))),
+        session_start=parse_hhmm(_get(cfg, "session_start")),
+        sort=bool(_get(cfg, "sort")),
         cache_dir=cache.cache_dir(_get(cfg, "cache_dir")),
-        vol_anchor=bool(_get(cfg, "vol_anchor", False)),
-        event_calendar=bool(_get(cfg, "event_calendar", False)),
+        vol_anchor=bool(_get(cfg, "vol_anchor")),
+        event_calendar=bool(_get(cfg, "event_calendar")),
     )
 
 
@@ -153,9 +156,9 @@ def check_data_config(cfg: Any) -> None:
     """Raise MigtError naming the first bad `data.*` value, without reading or generating any data."""
     _settings(cfg)
     split = _get(cfg, "split")
-    check_split_config(str(_get(split, "by", "fraction")), _get(split, "val_fraction", 0.15),
-                       _get(split, "test_fraction", 0.15), _get(split, "val_start"), _get(split, "test_start"))
-    if str(_get(cfg, "source", "synthetic")) == "synthetic":
+    check_split_config(str(_split_get(split, "by")), _split_get(split, "val_fraction"),
+                       _split_get(split, "test_fraction"), _split_get(split, "val_start"), _split_get(split, "test_start"))
+    if str(_get(cfg, "source")) == "synthetic":
         synthetic_config(_get(cfg, "synthetic"))
 
 
@@ -202,11 +205,11 @@ def load_market(cfg: Any) -> MarketData:
         ts,
         start,
         max_h,
-        by=str(_get(split_cfg, "by", "fraction")),
-        val_fraction=_get(split_cfg, "val_fraction", 0.15),
-        test_fraction=_get(split_cfg, "test_fraction", 0.15),
-        val_start=_get(split_cfg, "val_start"),
-        test_start=_get(split_cfg, "test_start"),
+        by=str(_split_get(split_cfg, "by")),
+        val_fraction=_split_get(split_cfg, "val_fraction"),
+        test_fraction=_split_get(split_cfg, "test_fraction"),
+        val_start=_split_get(split_cfg, "val_start"),
+        test_start=_split_get(split_cfg, "test_start"),
         tz=s.tz,
     )
 
@@ -260,15 +263,3 @@ def _horizon_context(s: _Settings, frame: pd.DataFrame, ts: np.ndarray, info: di
 
 def _long(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
-
-
-def batch_throughput(data: MarketData, batch_size: int = 128, n_batches: int = 50, seed: int = 0) -> float:
-    """Samples per second of `data.batch` on random training rows (after one warm-up batch)."""
-    rows = data.splits["train"]
-    gen = torch.Generator().manual_seed(seed)
-    picks = [rows[torch.randint(len(rows), (batch_size,), generator=gen)] for _ in range(n_batches + 1)]
-    data.batch(picks[0])
-    t0 = time.perf_counter()
-    for p in picks[1:]:
-        data.batch(p)
-    return batch_size * n_batches / (time.perf_counter() - t0)

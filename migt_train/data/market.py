@@ -122,11 +122,3 @@ class MarketData:
         q = torch.tensor([float(t) for t in levels], dtype=torch.float64)
         return torch.quantile(z, q, dim=0).T.float().contiguous()
 
-    def to(self, device: torch.device | str) -> "MarketData":
-        moved = {
-            k: (v.to(device) if isinstance(v, torch.Tensor) else v)
-            for k, v in self.__dict__.items()
-            if k != "_steps"
-        }
-        moved["splits"] = {k: v.to(device) for k, v in self.splits.items()}
-        return MarketData(**moved)

@@ -14,7 +14,6 @@ filtered causally through val/test with those parameters.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -160,8 +159,3 @@ def fit_baselines(
         "seasonal_climatology": SeasonalClimatology.fit(data, levels),
         "garch_t_tod": GarchTODBaseline.fit(data, levels),
     }
-
-
-def ewma_alpha(halflife: float) -> float:
-    """Smoothing weight of the newest squared return for a given halflife (documentation aid)."""
-    return 1.0 - math.exp(-math.log(2.0) / halflife)

@@ -3,6 +3,8 @@ variable attention with gated instance norm -> flatten pooling -> non-crossing m
 
 from __future__ import annotations
 
+from typing import Any, Iterator, Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -75,6 +77,18 @@ class MIGTTVDT(nn.Module):
         if self.vol_anchor:
             # zero last layer: the untrained model is exactly sigma_h times the start quantiles
             nn.init.zeros_(self.heads.w2)
+
+    @staticmethod
+    def config_errors(values: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
+        """Broken value rules of a model config node (with the signature's defaults filled in), as
+        (key, rule, value); types and unknown keys are checked against the signature (migt_train.targets)."""
+        d_model, n_heads = values["d_model"], values["n_heads"]
+        if n_heads < 1 or d_model % n_heads:
+            yield "n_heads", f"must divide model.d_model={d_model}", n_heads
+        if not 0 <= values["dropout"] < 1:
+            yield "dropout", "must lie in [0, 1)", values["dropout"]
+        if values["patch_len"] < 1:
+            yield "patch_len", "must be >= 1", values["patch_len"]
 
     @torch.no_grad()
     def set_scaling(self, input_mean: torch.Tensor, input_std: torch.Tensor,

@@ -1,7 +1,8 @@
-"""Training: losses, learning-rate schedulers and the Trainer (checkpoints, resume, early stopping)."""
+"""Training: the loop (trainer.py) and its parts — config, train state and checkpoint files, weight
+average, stop signal, reporting, sampler, early stopping, losses, schedulers, the step profiler."""
 
 from migt_train.training.checkpoint import load_checkpoint
-from migt_train.training.distributed import is_main_process
+from migt_train.training.config import TRAINER_DEFAULTS, TrainerConfig
 from migt_train.training.early_stopping import EarlyStopping
 from migt_train.training.losses import (
     CombinedQuantileLoss,
@@ -10,6 +11,7 @@ from migt_train.training.losses import (
     QuantileLossOutput,
 )
 from migt_train.training.profile import step_time_split
+from migt_train.training.reporting import FitResult
 from migt_train.training.sampler import EpochSampler
 from migt_train.training.schedulers import (
     ConstantScheduler,
@@ -17,7 +19,8 @@ from migt_train.training.schedulers import (
     Scheduler,
     WarmupCosineScheduler,
 )
-from migt_train.training.trainer import TRAINER_DEFAULTS, FitResult, Trainer, TrainingInterrupted
+from migt_train.training.signals import TrainingInterrupted
+from migt_train.training.trainer import Trainer
 
 __all__ = [
     "CombinedQuantileLoss",
@@ -32,9 +35,9 @@ __all__ = [
     "Scheduler",
     "TRAINER_DEFAULTS",
     "Trainer",
+    "TrainerConfig",
     "TrainingInterrupted",
     "WarmupCosineScheduler",
-    "is_main_process",
     "load_checkpoint",
     "step_time_split",
 ]

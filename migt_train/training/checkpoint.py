@@ -1,4 +1,4 @@
-"""Checkpoint files: RNG capture/restore, safe loading, and top-k bookkeeping.
+"""Checkpoint files: the format and its required keys, safe loading, RNG capture/restore, top-k files.
 
 Every value stored is a tensor or a plain Python value so files load with torch.load(weights_only=True).
 """
@@ -28,13 +28,6 @@ REQUIRED_KEYS = (
 
 def topk_name(epoch: int, val_loss: float) -> str:
     return f"epoch={epoch:03d}-val_loss={val_loss:.6f}.pt"
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy (which takes 32 bits) and torch."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def capture_rng() -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""Quantile losses on standardised targets; breakdowns stay tensors so nothing syncs with the host."""
+"""Quantile losses on standardised targets. The training step reads only the scalar loss; the
+per-level/per-horizon breakdowns and the crossing penalty are computed when asked for."""
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -10,11 +11,31 @@ from torch import nn
 from migt_train.evaluation.metrics import pinball
 
 
-class QuantileLossOutput(NamedTuple):
-    loss: torch.Tensor  # scalar
-    per_quantile: torch.Tensor  # (Q,) mean pinball per level
-    per_horizon: torch.Tensor  # (H,) mean pinball per horizon
-    crossing: torch.Tensor  # scalar, unweighted penalty
+class QuantileLossOutput:
+    """`loss` (scalar, with grad); breakdowns on request, detached."""
+
+    def __init__(self, loss: torch.Tensor, elementwise: torch.Tensor, q: torch.Tensor,
+                 crossing: torch.Tensor | None) -> None:
+        self.loss = loss
+        self._el, self._q, self._crossing = elementwise, q, crossing
+
+    @property
+    def per_quantile(self) -> torch.Tensor:
+        """(Q,) mean pinball per level."""
+        return self._el.detach().mean(dim=(0, 1))
+
+    @property
+    def per_horizon(self) -> torch.Tensor:
+        """(H,) mean pinball per horizon."""
+        return self._el.detach().mean(dim=(0, 2))
+
+    @property
+    def crossing(self) -> torch.Tensor:
+        """Scalar, unweighted crossing penalty."""
+        if self._crossing is None:
+            q = self._q.detach()
+            self._crossing = QuantileCrossingPenalty()(q) if q.shape[-1] > 1 else q.new_zeros((), dtype=torch.float32)
+        return self._crossing.detach()
 
 
 def _levels(quantiles: Sequence[float]) -> torch.Tensor:
@@ -51,7 +72,7 @@ class QuantileCrossingPenalty(nn.Module):
 
 
 class CombinedQuantileLoss(nn.Module):
-    """Pinball loss + crossing_weight * crossing penalty, with per-quantile and per-horizon breakdowns."""
+    """Pinball loss + crossing_weight * crossing penalty."""
 
     def __init__(self, quantiles: Sequence[float], crossing_weight: float = 0.0) -> None:
         super().__init__()
@@ -60,6 +81,12 @@ class CombinedQuantileLoss(nn.Module):
         self.pinball = PinballLoss(quantiles)
         self.crossing = QuantileCrossingPenalty()
         self.crossing_weight = float(crossing_weight)
+
+    @staticmethod
+    def config_errors(values: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
+        """Broken value rules of a loss config node, as (key, rule, value)."""
+        if values["crossing_weight"] < 0:
+            yield "crossing_weight", "must be >= 0", values["crossing_weight"]
 
     @property
     def levels(self) -> torch.Tensor:
@@ -71,10 +98,9 @@ class CombinedQuantileLoss(nn.Module):
 
     def forward(self, q: torch.Tensor, y: torch.Tensor) -> QuantileLossOutput:
         el = self.pinball.elementwise(q, y)
-        per_quantile = el.mean(dim=(0, 1))
-        per_horizon = el.mean(dim=(0, 2))
-        crossing = self.crossing(q) if q.shape[-1] > 1 else el.new_zeros(())
-        loss = per_quantile.mean()
+        loss = el.mean(dim=(0, 1)).mean()  # mean over levels of the per-level means (the reduction order kept)
+        crossing = None
         if self.crossing_weight > 0:
+            crossing = self.crossing(q) if q.shape[-1] > 1 else el.new_zeros(())
             loss = loss + self.crossing_weight * crossing
-        return QuantileLossOutput(loss, per_quantile.detach(), per_horizon.detach(), crossing.detach())
+        return QuantileLossOutput(loss, el, q, crossing)

@@ -9,10 +9,10 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from migt_train.data.market import BATCH_KEYS, TIME_KEYS, MarketData
-from migt_train.training.cpu_memory import retain_freed_memory
-from migt_train.training.distributed import resolve_device
+from migt_train.data.market import MarketData
+from migt_train.runtime import Runtime
 from migt_train.training.losses import CombinedQuantileLoss
+from migt_train.step import gather, loss_step
 
 
 def step_time_split(
@@ -34,15 +34,12 @@ def step_time_split(
     slower than the trainer's overlapped loop. Keys: data, forward, backward, optimizer, total,
     samples_per_second.
     """
-    dev = resolve_device(device)
-    if dev.type == "cpu":
-        retain_freed_memory()  # as the trainer does
+    runtime = Runtime.create(device, mixed_precision, amp_dtype)  # the trainer's device and precision
+    dev = runtime.device
     model = copy.deepcopy(model).to(dev).train()
     loss_fn = CombinedQuantileLoss(levels).to(dev)
     opt = (optimizer or (lambda p: torch.optim.AdamW(p, lr=1e-4)))([p for p in model.parameters() if p.requires_grad])
-    use_amp = mixed_precision and dev.type == "cuda"
-    dtype = torch.bfloat16 if amp_dtype == "bfloat16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)
+    scaler = runtime.precision.grad_scaler()
     rows_all = data.splits["train"]
     g = torch.Generator().manual_seed(seed)
 
@@ -54,15 +51,10 @@ def step_time_split(
     for i in range(warmup + steps):
         sync()
         t0 = time.perf_counter()
-        rows = rows_all[torch.randint(len(rows_all), (batch_size,), generator=g)]
-        b = data.batch(rows)
-        b = {k: b[k].to(dev, non_blocking=True) for k in BATCH_KEYS}
+        b = gather(data, rows_all[torch.randint(len(rows_all), (batch_size,), generator=g)], dev)
         sync()
         t1 = time.perf_counter()
-        with torch.autocast(dev.type, dtype=dtype, enabled=use_amp):
-            out = model(b["features"], b["mask"], {k: b[k] for k in TIME_KEYS})
-        y = (b["targets"].float() - model.target_mean) / model.target_std
-        loss = loss_fn(out["quantiles_std"], y).loss
+        _, loss = loss_step(model, loss_fn, b, runtime.precision)
         sync()
         t2 = time.perf_counter()
         scaler.scale(loss).backward()
@@ -78,7 +70,7 @@ def step_time_split(
         if i >= warmup:
             for k, v in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
                 totals[k] += v
-    out_d = {k: v / steps for k, v in totals.items()}
-    out_d["total"] = sum(out_d.values())
-    out_d["samples_per_second"] = batch_size / out_d["total"]
-    return out_d
+    out = {k: v / steps for k, v in totals.items()}
+    out["total"] = sum(out.values())
+    out["samples_per_second"] = batch_size / out["total"]
+    return out

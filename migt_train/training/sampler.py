@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import torch
 
-from migt_train.training.distributed import get_rank, get_world_size
+from migt_train.runtime import current_dist
 
 
 class EpochSampler:
@@ -27,8 +27,9 @@ class EpochSampler:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.limit_batches = None if limit_batches is None else int(limit_batches)
-        self.rank = get_rank() if rank is None else rank
-        self.world_size = get_world_size() if world_size is None else world_size
+        here = current_dist()
+        self.rank = here.rank if rank is None else rank
+        self.world_size = here.world_size if world_size is None else world_size
         self.epoch = 0
         self.position = 0  # batches of this epoch already handed out
 

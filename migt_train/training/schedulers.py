@@ -6,9 +6,12 @@ state_dict() is just the counters plus base lrs and resume is exact.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from torch.optim import Optimizer
+
+# lowest allowed value of each scheduler key (config checks; see config_errors)
+LOWEST = {"warmup_steps": 0, "t_0": 1, "t_mult": 1, "eta_min": 0}
 
 
 class Scheduler:
@@ -20,6 +23,13 @@ class Scheduler:
         self.step_count = 0  # optimizer steps taken
         self.epoch_count = 0  # epoch_end() calls
         self._apply()
+
+    @staticmethod
+    def config_errors(values: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
+        """Broken value rules of a scheduler config node, as (key, rule, value)."""
+        for key, low in LOWEST.items():
+            if values.get(key) is not None and values[key] < low:
+                yield key, f"must be >= {low}", values[key]
 
     def _lrs(self) -> list[float]:
         return list(self.base_lrs)

@@ -19,9 +19,10 @@ from migt_train.evaluation.comparison import baseline_metrics, compare_with_best
 from migt_train.evaluation.conformal import ConformalShift
 from migt_train.evaluation.metrics import level_key, quantile_metrics
 from migt_train.evaluation.plots import plot_calibration, plot_loss_curves
-from migt_train.evaluation.predict import predict
 from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE, FIT_SUMMARY_KEYS
+from migt_train.inference import predict
 from migt_train.io import atomic_write, write_json
+from migt_train.runtime import Precision
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,12 @@ def evaluate_run(
     device: torch.device | str = "cpu",
     conformal: bool = False,
     ewma_halflife: float = DEFAULT_EWMA_HALFLIFE,
+    precision: Precision | None = None,
 ) -> dict[str, Any]:
     """Evaluate `model` (already loaded, already on `device`) on the test split and write into run_dir:
     metrics.json, predictions.parquet, plots/loss_curves.png (if history_path has epochs),
     plots/calibration.png (+ plots/calibration_conformal.png). Returns the metrics dict.
+    `precision`: the autocast validation used (the same numerics for the test forecasts).
     """
     run_dir = Path(run_dir)
     levels = [float(t) for t in levels]
@@ -84,7 +87,7 @@ def evaluate_run(
     if not torch.isfinite(y).all():
         raise MigtError(f"data.targets: test targets are not finite ({int((~torch.isfinite(y)).any(1).sum())} rows)")
 
-    q = predict(model, data, test, batch_size, device)
+    q = predict(model, data, test, batch_size, device, precision)
     if q.shape[1:] != (len(data.horizons), len(levels)):
         raise MigtError(
             f"model: forecasts have shape {tuple(q.shape[1:])} per sample but the config asks for "
@@ -106,8 +109,8 @@ def evaluate_run(
 
     baselines = fit_baselines(data, levels, ewma_halflife)
     preds = {k: b.predict(test) for k, b in baselines.items()}
-    metrics["baselines"] = baseline_metrics(preds, y, levels, names, 
-                                           {k: b.report() for k, b in baselines.items() if hasattr(b, "report")})
+    reports = {k: b.report() for k, b in baselines.items() if hasattr(b, "report")}  # e.g. garch_t_tod's fit
+    metrics["baselines"] = baseline_metrics(preds, y, levels, names, reports)
     metrics["baseline_settings"] = {"ewma_halflife_bars": ewma_halflife, "fitted_on": "train"}
     metrics.update(compare_with_best_baseline(q, y, preds, levels, names, block=max(data.horizons)))
     metrics["oracle"] = None
@@ -123,7 +126,7 @@ def evaluate_run(
     extra: dict[str, torch.Tensor] = {}
     if conformal:
         val = data.splits["val"].cpu()
-        cal = ConformalShift.fit(predict(model, data, val, batch_size, device), data.targets[val].cpu(), levels)
+        cal = ConformalShift.fit(predict(model, data, val, batch_size, device, precision), data.targets[val].cpu(), levels)
         extra["conformal_"] = cal.apply(q)
         metrics["test_conformal"] = quantile_metrics(extra["conformal_"], y, levels, names)
         metrics["conformal"] = {
@@ -135,11 +138,11 @@ def evaluate_run(
     frame = predictions_frame(data, test, q, levels, extra)
     atomic_write(run_dir / "predictions.parquet", lambda p: frame.to_parquet(p, index=False, engine="pyarrow"))
     plots = run_dir / "plots"
-    best = metrics["best_baseline"]
-    plot_calibration(metrics["test"], levels, names, plots / "calibration.png", reference=(best, metrics["baselines"][best]))
+    reference = (metrics["best_baseline"], metrics["baselines"][metrics["best_baseline"]])
+    plot_calibration(metrics["test"], levels, names, plots / "calibration.png", reference=reference)
     if conformal:
         plot_calibration(metrics["test_conformal"], levels, names, plots / "calibration_conformal.png",
-                         title="Test calibration after conformal recalibration (fitted on val)")
+                         title="Test calibration after conformal recalibration (fitted on val)", reference=reference)
     if history_path is not None and Path(history_path).is_file():
         if plot_loss_curves(history_path, plots / "loss_curves.png") is None:
             log.warning("%s holds no epochs; loss curves not plotted", history_path)

@@ -1,0 +1,47 @@
+"""The `${migt.*}` (and `${len:}`) OmegaConf resolvers that conf/ uses. Registered by
+`import migt_train`, so Hydra's compose API works from a notebook; nothing heavy is imported here
+(the feature list is looked up when a resolver first runs)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+# One id per process: Hydra resolves run/sweep dirs more than once, and every resolution must agree.
+# The random suffix keeps two runs started in the same second apart.
+RUN_ID = time.strftime("%Y-%m-%d_%H-%M-%S") + "_" + secrets.token_hex(3)
+
+
+def _feature_names() -> list[str]:
+    from migt_train.data.features import FEATURE_NAMES
+
+    return list(FEATURE_NAMES)
+
+
+def _n_event_features(on: bool) -> int:
+    from migt_train.data.events import N_EVENT_FEATURES
+
+    return N_EVENT_FEATURES if on else 0
+
+
+def _sqlite_url(path: str) -> str:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def register_resolvers() -> None:
+    resolvers = {
+        "len": lambda seq: len(seq),
+        "migt.n_features": lambda: len(_feature_names()),
+        "migt.feature_index": lambda name: _feature_names().index(name),
+        "migt.bars_per_day": lambda bar_minutes: 24 * 60 // int(bar_minutes),
+        "migt.n_event_features": _n_event_features,
+        "migt.run_id": lambda: RUN_ID,
+        "migt.sqlite_url": _sqlite_url,
+    }
+    for name, fn in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)

@@ -1,0 +1,86 @@
+"""`TrainerConfig`: the `trainer.*` keys, their defaults (conf/trainer/default.yaml repeats them for
+users) and their value rules. The same dataclass is the group's structured schema in Hydra's
+ConfigStore (migt_train.config), so types and unknown keys are enforced by the merge and only the
+value rules are written out here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Optional
+
+from migt_train.errors import MigtError
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 100
+    batch_size: int = 128
+    gradient_accumulation_steps: int = 2
+    mixed_precision: bool = True  # only acts on CUDA
+    amp_dtype: str = "float16"
+    gradient_clip_norm: Optional[float] = 1.0
+    early_stopping_patience: int = 10
+    early_stopping_min_delta: float = 1e-5
+    save_top_k: int = 3
+    resume: Optional[str] = None
+    max_nonfinite_steps: int = 20
+    log_every_n_steps: int = 50
+    limit_train_batches: Optional[int] = None
+    eval_batch_size: int = 512
+    device: str = "auto"
+    progress: bool = True
+    ema_decay: Optional[float] = None
+    # score the initial weights on val as "epoch 0", a candidate for best.pt: a model that starts at a
+    # strong forecast (model.vol_anchor) is then never made worse by training that does not help on val
+    validate_before_training: bool = False
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainerConfig":
+        """Checked construction from plain values (a key left out takes its default)."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise MigtError(f"config key 'trainer.{unknown[0]}': unknown option (known: {', '.join(known)})")
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise MigtError naming the first bad `trainer.*` value."""
+        cfg = asdict(self)
+
+        def bad(key: str, rule: str) -> MigtError:
+            return MigtError(f"config key 'trainer.{key}': {rule} (got {cfg[key]!r})")
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_number(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        for key in ("max_epochs", "batch_size", "gradient_accumulation_steps", "log_every_n_steps",
+                    "eval_batch_size", "max_nonfinite_steps"):
+            if not is_int(cfg[key]) or cfg[key] < 1:
+                raise bad(key, "must be an integer >= 1")
+        for key in ("early_stopping_patience", "save_top_k"):
+            if not is_int(cfg[key]) or cfg[key] < 0:
+                raise bad(key, "must be an integer >= 0")
+        limit = cfg["limit_train_batches"]
+        if limit is not None and (not is_int(limit) or limit < 1):
+            raise bad("limit_train_batches", "must be null or an integer >= 1")
+        for key in ("gradient_clip_norm", "early_stopping_min_delta"):
+            if cfg[key] is not None and (not is_number(cfg[key]) or cfg[key] < 0):
+                raise bad(key, "must be null or a number >= 0")
+        v = cfg["ema_decay"]
+        if v is not None and (not is_number(v) or not 0 < v < 1):
+            raise bad("ema_decay", "must be null or a number in (0, 1)")
+        if cfg["amp_dtype"] not in ("float16", "bfloat16"):
+            raise bad("amp_dtype", "must be float16 or bfloat16")
+        if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
+            raise bad("device", "must be auto, cpu or cuda")
+        for key in ("mixed_precision", "progress", "validate_before_training"):
+            if not isinstance(cfg[key], bool):
+                raise bad(key, "must be true or false")
+
+
+TRAINER_DEFAULTS: dict[str, Any] = asdict(TrainerConfig())

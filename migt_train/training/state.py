@@ -1,0 +1,175 @@
+"""The train state: what a checkpoint holds, how it is restored (and what makes a checkpoint
+incompatible), and which files are written after an epoch (top-k, best.pt, then last.pt).
+
+Checkpoint `model` is always the state_dict to predict with: the weight average where there is one
+(what validation scored), with the raw weights the optimizer continues from in `train_model`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from migt_train.errors import MigtError
+from migt_train.io import save_torch
+from migt_train.training.checkpoint import FORMAT_VERSION, TopK, capture_rng, load_checkpoint, restore_rng
+
+log = logging.getLogger(__name__)
+
+
+def json_plain(obj: Any) -> Any:
+    """Plain containers only, so checkpoints load with weights_only=True."""
+    if isinstance(obj, (DictConfig, ListConfig)):
+        obj = OmegaConf.to_container(obj, resolve=True)
+    return json.loads(json.dumps(obj, default=str))
+
+
+@dataclass
+class Progress:
+    """Counters that advance during training and travel in every checkpoint."""
+
+    epoch: int = 0  # completed epochs
+    global_step: int = 0  # optimizer-step boundaries, skipped ones included
+    history: list[dict[str, Any]] = field(default_factory=list)
+    nonfinite_total: int = 0
+    nonfinite_consecutive: int = 0
+    # set while an interrupted epoch is saved: sampler position, running sums, seconds
+    mid_epoch: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "global_step": self.global_step, "history": self.history,
+                "mid_epoch": self.mid_epoch,
+                "nonfinite": {"total": self.nonfinite_total, "consecutive": self.nonfinite_consecutive}}
+
+    def load_state_dict(self, ckpt: Mapping[str, Any]) -> None:
+        self.epoch = int(ckpt["epoch"])
+        self.global_step = int(ckpt["global_step"])
+        self.history = list(ckpt["history"])
+        self.nonfinite_total = int(ckpt["nonfinite"]["total"])
+        self.nonfinite_consecutive = int(ckpt["nonfinite"]["consecutive"])
+        self.mid_epoch = ckpt["mid_epoch"]
+
+
+class TrainState:
+    """Everything the trainer restores from: gathered and restored in one place.
+
+    `parts` are the stateful objects with state_dict/load_state_dict (model, optimizer, scheduler,
+    scaler, early stopping, sampler); `identity` are the facts a resumed run must share
+    (feature_names, horizon_names, levels) plus what is recorded for readers (config, trainer, seed).
+    """
+
+    def __init__(self, trainer: Any) -> None:
+        self.t = trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        t, m = self.t, self.t.model
+        weights = m.state_dict()
+        averaged = dict(zip(t.param_names, t.ema.average)) if t.ema else None
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": {**weights, **averaged} if averaged else weights,
+            "train_model": weights if t.ema else None,
+            "ema_updates": t.ema.updates if t.ema else 0,
+            "optimizer": t.optimizer.state_dict(),
+            "scheduler": t.scheduler.state_dict(),
+            "scaler": t.scaler.state_dict() if t.scaler.is_enabled() else None,
+            "early_stopping": t.early.state_dict(),
+            **t.progress.state_dict(),
+            "rng": capture_rng(),
+            "sampler": t.sampler.state_dict(),
+            "topk": t.topk.state_dict(),
+            "config": t.run_config,
+            "trainer": json_plain(t.cfg.__dict__),
+            "seed": t.seed,
+            "feature_names": list(t.data.feature_names),
+            "horizon_names": list(t.data.horizon_names),
+            "levels": t.levels,
+            "input_scaling": {"mean": m.input_mean.detach().cpu(), "std": m.input_std.detach().cpu()},
+            "target_scaling": {"mean": m.target_mean.detach().cpu(), "std": m.target_std.detach().cpu()},
+        }
+
+    def restore(self, path: Path) -> None:
+        t = self.t
+        ckpt = load_checkpoint(path)
+        for key, mine in (("levels", t.levels), ("feature_names", list(t.data.feature_names)),
+                          ("horizon_names", list(t.data.horizon_names))):
+            theirs = ckpt[key]
+            same = np.allclose(theirs, mine) if key == "levels" and len(theirs) == len(mine) else theirs == mine
+            if not same:
+                raise MigtError(f"{path}: incompatible checkpoint ({key} {theirs} != this run's {mine})")
+        try:
+            ema_in_ckpt = ckpt.get("train_model") is not None
+            if ema_in_ckpt != bool(t.ema):
+                raise ValueError(f"trainer.ema_decay is {t.cfg.ema_decay} but the checkpoint was "
+                                 f"written {'with' if ema_in_ckpt else 'without'} weight averaging")
+            t.model.load_state_dict(ckpt["train_model"] if t.ema else ckpt["model"])
+            if t.ema:
+                t.ema.load([ckpt["model"][name] for name in t.param_names], ckpt["ema_updates"])
+            t.optimizer.load_state_dict(ckpt["optimizer"])
+            t.scheduler.load_state_dict(ckpt["scheduler"])
+            if ckpt["scaler"] is not None and t.scaler.is_enabled():
+                t.scaler.load_state_dict(ckpt["scaler"])
+            t.early.load_state_dict(ckpt["early_stopping"])
+            t.topk.load_state_dict(ckpt["topk"])
+            t.sampler.load_state_dict(ckpt["sampler"])
+            t.progress.load_state_dict(ckpt)
+            restore_rng(ckpt["rng"])
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
+            raise MigtError(f"{path}: incompatible checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:300]})") from e
+
+
+class CheckpointFiles:
+    """The run's checkpoints/ directory: which file to resume from, and the files an epoch writes."""
+
+    def __init__(self, directory: Path, topk: TopK, is_main: bool) -> None:
+        self.directory = directory
+        self.topk = topk
+        self.is_main = is_main
+
+    @property
+    def last(self) -> Path:
+        return self.directory / "last.pt"
+
+    def resume_path(self, resume: str | None) -> Path | None:
+        if resume in (None, "", False):
+            return None
+        if resume == "auto":
+            if self.last.is_file():
+                return self.last
+            if self.is_main:
+                log.info("trainer.resume=auto: no checkpoint at %s, starting fresh", self.last)
+            return None
+        return Path(resume)
+
+    def after_restore(self, path: Path) -> None:
+        """Top-k bookkeeping after a resume from `path`."""
+        if path.resolve() == self.last.resolve():
+            if self.is_main:  # drop top-k files a killed run wrote or failed to delete after last.pt
+                self.topk.remove_untracked()
+        else:  # foreign checkpoint: only track top-k files that exist in this run's directory
+            self.topk.entries = [e for e in self.topk.entries if (self.directory / e[2]).is_file()]
+
+    def save_last(self, state: dict[str, Any]) -> None:
+        if self.is_main:
+            save_torch(self.last, state)
+
+    def write_epoch(self, state: dict[str, Any], epoch: int, val_loss: float, improved: bool) -> None:
+        """Top-k file and best.pt as earned, last.pt last (so everything it references exists), then
+        the top-k files that fell out."""
+        if not self.is_main:
+            return
+        name, dropped = self.topk.offer(val_loss, epoch)
+        state["topk"] = self.topk.state_dict()
+        if name is not None:
+            save_torch(self.directory / name, state)
+        if improved:
+            save_torch(self.directory / "best.pt", state)
+        save_torch(self.last, state)
+        for n in dropped:
+            (self.directory / n).unlink(missing_ok=True)

@@ -1,0 +1,33 @@
+"""The package from a notebook: `import migt_train` alone makes Hydra's compose API work, cheaply."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+COMPOSE = """
+import sys
+import migt_train
+assert "torch" not in sys.modules and "matplotlib" not in sys.modules, "import migt_train must stay light"
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+    cfg = compose(config_name="config", overrides=["model=migt_tvdt_cpu"])
+model = instantiate(cfg.model)
+print(type(model).__name__, sum(p.numel() for p in model.parameters()), cfg.model.n_variables)
+import migt_train.config
+assert "matplotlib" not in sys.modules, "import migt_train.config must not load matplotlib"
+"""
+
+
+@pytest.mark.slow
+def test_compose_after_import_migt_train_instantiates_the_model():
+    # a fresh interpreter: in this process other tests have imported migt_train.config already
+    p = subprocess.run([sys.executable, "-c", COMPOSE, str(ROOT / "conf")], capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr
+    name, n_params, n_variables = p.stdout.split()
+    assert name == "MIGTTVDT" and int(n_params) == 168_880 and int(n_variables) == 24
