@@ -98,7 +98,7 @@ def model_config(name: str, **overrides):
 
 
 def synthetic_batch(batch_size: int, seq_len: int = 288, n_variables: int = 24, bars_per_day: int = 288,
-                    n_horizons: int = 5):
+                    n_horizons: int = 5, n_event_features: int = 0):
     """Random full windows in the MarketData.batch format (every bar valid)."""
     g = torch.Generator().manual_seed(0)
     return {
@@ -109,6 +109,9 @@ def synthetic_batch(batch_size: int, seq_len: int = 288, n_variables: int = 24, 
         "day_of_month": torch.randint(1, 32, (batch_size,), generator=g),
         "day_of_year": torch.randint(1, 367, (batch_size,), generator=g),
         "targets": 1e-3 * torch.randn(batch_size, n_horizons, generator=g),
+        # the context the model's optional additions read (data.vol_anchor / data.event_calendar)
+        "vol_anchor": torch.full((batch_size, n_horizons), 1e-3),
+        "events": torch.zeros(batch_size, n_horizons, n_event_features),
     }
 
 
@@ -313,7 +316,8 @@ def gpu_section(quick: bool = False, threads: int | None = None, experiment: str
     batch_size, steps = int(cfg.trainer.batch_size), 10 if quick else 30
     levels = list(cfg.quantiles.levels)
     m = cfg.model
-    cpu_batch = synthetic_batch(batch_size, int(m.max_seq_len), int(m.n_variables), int(m.bars_per_day), int(m.n_horizons))
+    cpu_batch = synthetic_batch(batch_size, int(m.max_seq_len), int(m.n_variables), int(m.bars_per_day),
+                                int(m.n_horizons), int(m.n_event_features))
     batch = {k: v.to(device) for k, v in cpu_batch.items()}
     batch["mask"] = None  # full windows: what step.gather passes on CUDA (no attention mask)
     matmul = cuda_matmul_tflops()

@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import migt_train  # noqa: F401  (registers the ${migt.*} resolvers)
 from migt_train.data.build import check_data_config
+from migt_train.data.events import N_EVENT_FEATURES
 from migt_train.data.schema import DataSchema
 from migt_train.data.synthetic import SyntheticConfig
 from migt_train.errors import MigtError
@@ -91,6 +92,14 @@ def _check_values(cfg: DictConfig, plain: dict) -> None:
     if any(b <= a for a, b in zip(levels, levels[1:])):
         _fail("quantiles.levels", "levels must be strictly increasing", levels)
     check_data_config(cfg.data)
+    m, data = plain["model"], plain["data"]
+    if m.get("vol_anchor") and not data.get("vol_anchor"):
+        _fail("model.vol_anchor", "needs data.vol_anchor=true (the data layer computes the anchor)", m["vol_anchor"])
+    if m.get("n_event_features", 0) not in (0, N_EVENT_FEATURES if data.get("event_calendar") else 0):
+        _fail("model.n_event_features", f"must be {N_EVENT_FEATURES} with data.event_calendar=true, else 0",
+              m["n_event_features"])
+    if m.get("vol_anchor") and not m.get("anchor_df", 5.0) > 2:
+        _fail("model.anchor_df", "must be > 2 (unit-variance Student-t)", m["anchor_df"])
     for group in TARGET_GROUPS:
         check_target(plain[group], group)
     if list(plain["loss"].get("quantiles", levels)) != levels:

@@ -21,6 +21,12 @@ def _feature_names() -> list[str]:
     return list(FEATURE_NAMES)
 
 
+def _n_event_features(on: bool) -> int:
+    from migt_train.data.events import N_EVENT_FEATURES
+
+    return N_EVENT_FEATURES if on else 0
+
+
 def _sqlite_url(path: str) -> str:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
@@ -38,6 +44,7 @@ def register_resolvers() -> None:
         "migt.n_features": lambda: len(_feature_names()),
         "migt.feature_index": lambda name: _feature_names().index(name),
         "migt.bars_per_day": lambda bar_minutes: 24 * 60 // int(bar_minutes),
+        "migt.n_event_features": _n_event_features,
         "migt.run_id": lambda: RUN_ID,
         "migt.sqlite_url": _sqlite_url,
         **_sweep_range_resolvers(),

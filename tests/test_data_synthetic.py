@@ -6,8 +6,9 @@ import torch
 
 from migt_train.data import load_market
 from migt_train.data.build import synthetic_config
-from migt_train.data.calendar import time_info, to_local
-from migt_train.data.synthetic import SyntheticConfig, generate
+from migt_train.data.calendar import globex_bars, time_info, to_local
+from migt_train.data.events import EVENT_CLASSES, event_bars, event_features
+from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, generate
 from migt_train.errors import MigtError
 from migt_train.evaluation.metrics import pinball
 
@@ -128,3 +129,75 @@ def test_oracle_beats_climatology_default_market():
     qa = data.oracle.quantiles(rows, LEVELS)
     cover = (data.targets[rows].numpy()[..., None] <= qa).mean(axis=(0, 1))
     np.testing.assert_allclose(cover, LEVELS, atol=0.03)
+
+
+def test_release_calendar_2024():
+    ts, _ = globex_bars("2024-01-02", 260, 5, NY, 18 * 60)
+    ev = event_bars(ts, 5)
+    local = to_local(ts, NY)
+    dates = {name: sorted({str(d) for d in local[ev == cid].date}) for cid, name in enumerate(EVENT_CLASSES, start=1)}
+    assert dates["employment"][:3] == ["2024-01-05", "2024-02-02", "2024-03-01"]  # first Fridays
+    assert dates["cpi"][:2] == ["2024-01-15", "2024-02-13"]  # first business day >= 13th (Jan 13 is a Saturday)
+    assert len(dates["fomc"]) == 8 and dates["fomc"][0] == "2024-01-17"
+    minute = np.asarray(local.hour * 60 + local.minute)
+    assert (minute[(ev >= 1) & (ev <= 3)] == 510).all() and (minute[ev == 4] == 840).all()
+    # known in advance: the count ahead is 1 on the bar before a release, recency jumps on the release bar
+    feats = event_features(ev, [1, 3], 5)
+    first = int(np.flatnonzero(ev == 1)[0])
+    assert feats[first - 1, 0, 0] == 1 and feats[first - 2, 0, 0] == 0 and feats[first - 3, 1, 0] == 1
+    assert feats[first - 1, 0, 3] == 0 and feats[first, 0, 3] == 1 and 0 < feats[first + 2, 0, 3] < 1
+
+
+@pytest.fixture(scope="module")
+def year_market() -> pd.DataFrame:
+    return generate(SyntheticConfig(n_days=130, start="2024-01-02"), 5, NY, 18 * 60)
+
+
+def test_releases_leverage_and_jumps_in_market(year_market):
+    b = year_market
+    ts = b["timestamp"].to_numpy()
+    ev = event_bars(ts, 5)[1:]
+    local = to_local(ts, NY)[1:]
+    minute = np.asarray(local.hour * 60 + local.minute)
+    r = np.diff(np.log(b["close"].to_numpy()))
+    abs_r = np.abs(r)
+    plain_830, plain_1400 = abs_r[(minute == 510) & (ev == 0)].mean(), abs_r[(minute == 840) & (ev == 0)].mean()
+    assert abs_r[ev == 1].mean() > 2.5 * plain_830 and abs_r[ev == 2].mean() > 2.5 * plain_830
+    assert abs_r[ev == 4].mean() > 2.0 * plain_1400
+    assert plain_830 * 1.1 < abs_r[ev == 3].mean() < abs_r[ev == 1].mean()
+    # leverage: the fast variance factor rises more after a fall than after a rise of the same size
+    g = b["_garch_next"].to_numpy()
+    u = r / np.sqrt(b["_bar_var"].to_numpy()[1:] * np.exp(b["_sv"].to_numpy()[1:]) * g[:-1])
+    ratio = g[1:] / g[:-1]
+    assert ratio[u < -1.5].mean() > ratio[u > 1.5].mean() + 0.1
+    # jumps: the same seed without jumps differs exactly on about jump_prob of the bars
+    calm = generate(SyntheticConfig(n_days=130, start="2024-01-02", jump_prob=0.0), 5, NY, 18 * 60)
+    diff = np.abs(r - np.diff(np.log(calm["close"].to_numpy())))  # rounding aside, the jumps
+    n_jumps = int((diff > 1e-10).sum())
+    assert 0.3 * 0.0005 * len(b) < n_jumps < 3 * 0.0005 * len(b)
+    assert np.median(diff[diff > 1e-10] / abs_r.mean()) > 2  # and they are large
+
+
+def test_oracle_knows_releases_leverage_and_jumps(year_market):
+    b = year_market
+    cfg = SyntheticConfig(n_days=130, start="2024-01-02")
+    state = [b[c].to_numpy() for c in STATE_COLUMNS]
+    oracle = SyntheticOracle(*state, [1, 3], cfg, 5)
+    ev = event_bars(b["timestamp"].to_numpy(), 5)
+    before = np.flatnonzero(ev == 1) - 1  # the bar before a payrolls release: its 5-minute forecast
+    q = oracle.quantiles(np.concatenate([before, before - 276]), [0.05, 0.95])  # same bar, a day earlier
+    width = q[:, 0, 1] - q[:, 0, 0]
+    assert np.median(width[: len(before)] / width[len(before):]) > 3
+    # leverage: after a fall the next-bar forecast is wider than after a rise, relative to the slow state
+    r = np.diff(np.log(b["close"].to_numpy()))
+    rows = np.arange(1, len(b) - 1)
+    q1 = oracle.quantiles(rows, [0.05, 0.95])[:, 0]
+    rel = (q1[:, 1] - q1[:, 0]) / np.sqrt(b["_bar_var"].to_numpy()[rows + 1] * np.exp(b["_sv"].to_numpy()[rows]))
+    g_prev = b["_garch_next"].to_numpy()[rows - 1]
+    u = r[rows - 1] / np.sqrt(b["_bar_var"].to_numpy()[rows] * np.exp(b["_sv"].to_numpy()[rows]) * g_prev)
+    assert (rel / np.sqrt(g_prev))[u < -2].mean() > 1.05 * (rel / np.sqrt(g_prev))[u > 2].mean()
+    # jumps widen the oracle's tails
+    jumpy = SyntheticConfig(n_days=130, start="2024-01-02", jump_prob=0.05, jump_scale=8.0)
+    calm = SyntheticConfig(n_days=130, start="2024-01-02", jump_prob=0.0)
+    tails = [SyntheticOracle(*state, [3], c, 5).quantiles(rows[:500], [0.02, 0.98]) for c in (jumpy, calm)]
+    assert np.mean(tails[0][..., 1] - tails[0][..., 0]) > 1.2 * np.mean(tails[1][..., 1] - tails[1][..., 0])

@@ -15,7 +15,8 @@ from migt_train.model.revin import RevIN
 from migt_train.model.time_encoding import Time2Vec, TimeOfDayEncoding
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "model"
-LITERALS = {"n_variables": 24, "n_horizons": 5, "n_quantiles": 7, "max_seq_len": 288, "bars_per_day": 288}
+LITERALS = {"n_variables": 24, "n_horizons": 5, "n_quantiles": 7, "max_seq_len": 288, "bars_per_day": 288,
+            "vol_anchor": False, "n_event_features": 0, "quantile_levels": [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]}
 BPD = 48  # bars per day of the tiny test models (30-minute bars)
 TINY = dict(n_variables=5, n_horizons=3, n_quantiles=7, max_seq_len=40, bars_per_day=BPD, d_model=16,
             n_heads=2, d_ff=32, dropout=0.1, n_temporal_layers=2, n_variable_layers=1, head_hidden=16)
@@ -277,3 +278,49 @@ def test_dropout_identity_in_eval_and_at_zero_all_dropped_at_one():
     assert torch.equal(Dropout(0.5).eval()(x), x)
     assert torch.equal(Dropout(0.0)(x), x)
     assert (Dropout(1.0)(x) == 0).all()
+
+
+def test_anchored_model_starts_at_the_anchor_student_t_quantiles():
+    from scipy import stats
+
+    levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]
+    model = tiny(vol_anchor=True, n_event_features=4, quantile_levels=levels, anchor_df=5.0).eval()
+    batch = make_batch(b=6, t=40, v=5)
+    sigma = torch.rand(6, 3) * 1e-3 + 1e-4
+    batch["time"]["vol_anchor"] = sigma
+    batch["time"]["events"] = torch.rand(6, 3, 4)
+    q = run(model, batch)["quantiles"]
+    t = torch.tensor(stats.t.ppf(levels, 5.0) * (3 / 5) ** 0.5, dtype=torch.float32)
+    torch.testing.assert_close(q / sigma[..., None], t.expand(6, 3, -1), atol=1e-4, rtol=1e-4)
+    assert (torch.diff(q, dim=-1) > 0).all()
+
+
+def test_switches_off_is_the_users_design():
+    """With vol_anchor off and no event features the model has exactly the user's parameters, and the
+    composed nq_full experiment runs it that way."""
+    from migt_train.bench import compose_config
+
+    base = tiny()
+    off = tiny(vol_anchor=False, n_event_features=0, quantile_levels=[0.1] * 7)
+    assert [n for n, _ in base.named_parameters()] == [n for n, _ in off.named_parameters()]
+    on = tiny(vol_anchor=True, n_event_features=6, quantile_levels=[0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94])
+    extra = sum(p.numel() for p in on.parameters()) - sum(p.numel() for p in base.parameters())
+    assert extra == 7 * 16 + 16 + 3 * 7  # context Linear(7 -> d_model 16) and per-horizon log-spread weights
+    cfg = compose_config("experiment=nq_full")
+    assert cfg.model.vol_anchor is False and cfg.model.n_event_features == 0
+    quick = compose_config()
+    assert quick.model.vol_anchor is True and quick.model.n_event_features == 6
+
+
+def test_anchored_model_starts_at_given_residual_quantiles():
+    levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]
+    model = tiny(vol_anchor=True, quantile_levels=levels).eval()
+    z = torch.tensor([[-2.0, -1.5, -0.6, 0.01, 0.7, 1.3, 1.9]]).repeat(3, 1) * torch.tensor([[1.0], [1.1], [1.2]])
+    model.set_anchor_shape(z)
+    batch = make_batch(b=5, t=40, v=5)
+    sigma = torch.full((5, 3), 2e-3)
+    batch["time"]["vol_anchor"] = sigma
+    q = run(model, batch)["quantiles"]
+    torch.testing.assert_close(q / sigma[..., None], z.expand(5, 3, 7), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="vol_anchor"):
+        tiny().set_anchor_shape(z)

@@ -225,3 +225,17 @@ def test_sigterm_stops_at_step_boundary_and_resumes_exactly(tmp_path):
     resumed = make_trainer(tmp_path / "run", max_epochs=3, resume="auto").fit()
     assert val_losses(resumed) == pytest.approx(val_losses(full), abs=1e-6)
     assert [r["train_loss"] for r in resumed.history] == pytest.approx([r["train_loss"] for r in full.history], abs=1e-6)
+
+
+def test_validate_before_training_keeps_the_initial_weights_when_training_hurts(tmp_path):
+    """Epoch 0 is a candidate for best.pt: with a destructive learning rate the initial weights win."""
+    data = make_market()
+    torch.manual_seed(0)
+    model = ToyQuantileModel(n_variables=data.n_features)
+    init = _params(model).clone()
+    res = make_trainer(tmp_path, data=data, model=model, max_epochs=2, lr=50.0, validate_before_training=True).fit()
+    assert res.best_epoch == 0 and [r["epoch"] for r in res.history] == [1, 2]
+    assert res.best_val_loss < min(val_losses(res))
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert best["epoch"] == 0
+    assert torch.equal(torch.cat([v.flatten() for k, v in best["model"].items() if not k.startswith(("input_", "target_"))]), init)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from migt_train.data import cache
 from migt_train.data.aggregate import to_bar_size, to_bar_starts
 from migt_train.data.calendar import check_timezone, in_session, parse_hhmm, time_info
+from migt_train.data.events import event_bars, event_features
 from migt_train.data.features import FEATURE_NAMES, FEATURE_VERSION, FEATURE_WARMUP, compute_features, warmup_rows
 from migt_train.data.market import MarketData
 from migt_train.data.ohlcv import read_ohlcv
@@ -25,6 +26,7 @@ from migt_train.data.schema import DataSchema, SplitSchema, setting
 from migt_train.data.splits import check_split_config, make_splits
 from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
 from migt_train.data.targets import horizon_name, log_return_targets, sample_rows, segment_first_rows, window_starts
+from migt_train.data.vol_anchor import volatility_anchor
 from migt_train.errors import MigtError
 
 log = logging.getLogger(__name__)
@@ -60,8 +62,12 @@ def synthetic_config(cfg: Any) -> SyntheticConfig:
         raise MigtError(f"data.synthetic.n_days: must be >= 1, got {out.n_days}")
     if out.student_t_df <= 2:
         raise MigtError(f"data.synthetic.student_t_df: must be > 2 for a finite variance, got {out.student_t_df}")
-    if not 0 <= out.garch_alpha + out.garch_beta < 1 or out.garch_alpha < 0 or out.garch_beta < 0:
-        raise MigtError("data.synthetic: need garch_alpha, garch_beta >= 0 and garch_alpha + garch_beta < 1")
+    if min(out.garch_alpha, out.garch_gamma, out.garch_beta) < 0 or not out.garch_alpha + out.garch_gamma / 2 + out.garch_beta < 1:
+        raise MigtError("data.synthetic: need garch_alpha, garch_gamma, garch_beta >= 0 and garch_alpha + garch_gamma / 2 + garch_beta < 1")
+    if not 0 <= out.jump_prob <= 1 or out.jump_scale < 0:
+        raise MigtError(f"data.synthetic: need jump_prob in [0, 1] and jump_scale >= 0 (got {out.jump_prob}, {out.jump_scale})")
+    if min(out.macro_decay_minutes, out.fomc_decay_minutes) <= 0 or min(out.employment_spike, out.cpi_spike, out.minor_spike, out.fomc_spike) < 1:
+        raise MigtError("data.synthetic: release spikes must be >= 1 and their decay minutes > 0")
     if not 0 <= out.sv_persistence < 1:
         raise MigtError(f"data.synthetic.sv_persistence: must be in [0, 1), got {out.sv_persistence}")
     if out.intrabar_steps < 1 or out.oracle_paths < 2:
@@ -85,6 +91,8 @@ class _Settings:
     symbol: str | None
     sort: bool
     cache_dir: Path
+    vol_anchor: bool
+    event_calendar: bool
 
 
 def _settings(cfg: Any, need_path: bool = True) -> _Settings:
@@ -132,6 +140,8 @@ def _settings(cfg: Any, need_path: bool = True) -> _Settings:
         symbol=None if symbol is None else str(symbol),
         sort=bool(_get(cfg, "sort")),
         cache_dir=cache.cache_dir(_get(cfg, "cache_dir")),
+        vol_anchor=bool(_get(cfg, "vol_anchor")),
+        event_calendar=bool(_get(cfg, "event_calendar")),
     )
 
 
@@ -286,7 +296,9 @@ def load_market(cfg: Any) -> MarketData:
         state = {c: raw[c].to_numpy(np.float64)[idx] for c in STATE_COLUMNS}
         oracle = SyntheticOracle(state["_bar_var"], state["_sv"], state["_garch_next"], s.horizons, syn, s.bar_minutes)
 
+    horizon_context = _horizon_context(s, frame, ts, info, start, splits)
     return MarketData(
+        **horizon_context,
         features=torch.from_numpy(np.ascontiguousarray(frame[FEATURE_NAMES].to_numpy(np.float32))),
         feature_names=list(FEATURE_NAMES),
         timestamps=ts,
@@ -306,6 +318,26 @@ def load_market(cfg: Any) -> MarketData:
         rolls=rolls,
         close=frame["_close"].to_numpy(np.float64),
     )
+
+
+def _horizon_context(s: _Settings, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
+                     splits: dict) -> dict[str, torch.Tensor]:
+    """What a forecaster knows at each row about the horizons ahead, when switched on: the causal
+    volatility anchor (fitted on the bars the training windows see; with the release calendar on, it
+    includes the releases' announcement effects) and the scheduled-release features."""
+    out: dict[str, torch.Tensor] = {}
+    events = event_bars(ts, s.bar_minutes) if s.event_calendar else None
+    if s.vol_anchor:
+        train = splits["train"]
+        if len(train) == 0:
+            raise MigtError("data.vol_anchor: the training split is empty (0 rows); nothing to fit the anchor on")
+        fit_bars = slice(int(start[train[0]]), int(train[-1]) + 1)
+        anchor, _ = volatility_anchor(frame["log_return"].to_numpy(np.float64), info["bar_in_day"], fit_bars,
+                                      24 * 60 // s.bar_minutes, s.horizons, events)
+        out["vol_anchor"] = torch.from_numpy(anchor)
+    if s.event_calendar:
+        out["events"] = torch.from_numpy(event_features(events, s.horizons, s.bar_minutes))
+    return out
 
 
 def _long(a: np.ndarray) -> torch.Tensor:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
 
-# the calendar keys of MarketData.batch, which the model takes as its `time` dict
-TIME_KEYS = ("bar_in_day", "day_of_week", "day_of_month", "day_of_year")
+# the keys of MarketData.batch the model takes as its `time` dict: the calendar, plus what is known at the
+# forecast origin about the horizons ahead (vol_anchor (B, H), events (B, H, E); see data/events.py and
+# data/vol_anchor.py); a model that does not use the last two ignores them
+TIME_KEYS = ("bar_in_day", "day_of_week", "day_of_month", "day_of_year", "vol_anchor", "events")
 # the keys of MarketData.batch a training or evaluation step moves to the device
 BATCH_KEYS = ("features", "mask", *TIME_KEYS, "targets")
 
@@ -50,10 +52,19 @@ class MarketData:
     # contracts and rolls of a file (rolls.json); None for the synthetic market
     rolls: dict[str, Any] | None = None
     close: np.ndarray | None = None  # (N,) float64 close price of each row, for forecasts in price units
+    # (N, H) causal std of each horizon's return (data.vol_anchor; ones when off) and (N, H, E) the
+    # scheduled-release features (data.event_calendar; E = 0 when off)
+    vol_anchor: torch.Tensor | None = None
+    events: torch.Tensor | None = None
     _steps: torch.Tensor = field(init=False, repr=False)
     _full: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        n, h = self.targets.shape
+        if self.vol_anchor is None:
+            self.vol_anchor = torch.ones(n, h, device=self.features.device)
+        if self.events is None:
+            self.events = torch.zeros(n, h, 0, device=self.features.device)
         self._steps = torch.arange(self.max_seq_len, dtype=torch.long, device=self.features.device)
         # host-side: whether row i's window has all max_seq_len bars (no padding), read per batch
         # without touching the device
@@ -67,8 +78,8 @@ class MarketData:
         device = torch.device(device)
         if self.features.device == device:
             return self
-        moved = {name: getattr(self, name).to(device) for name in
-                 ("features", "bar_in_day", "day_of_week", "day_of_month", "day_of_year", "window_start", "targets")}
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
+                 if f.init and isinstance(getattr(self, f.name), torch.Tensor)}  # every per-row tensor
         return replace(self, **moved)
 
     def full_windows(self, rows: torch.Tensor) -> bool:
@@ -88,7 +99,8 @@ class MarketData:
         """Windows ending at `rows` (B,), left-padded to max_seq_len: one gather, no Python per sample.
 
         Returns features (B, T, V) (zeros where padded), mask (B, T) True = real bar, bar_in_day (B, T),
-        day_of_week / day_of_month / day_of_year (B,), targets (B, H), rows (B,).
+        day_of_week / day_of_month / day_of_year (B,), vol_anchor (B, H), events (B, H, E), targets (B, H),
+        rows (B,).
         """
         rows = rows.to(self.features.device)
         pos = rows[:, None] - (self.max_seq_len - 1) + self._steps
@@ -101,6 +113,8 @@ class MarketData:
             "day_of_week": self.day_of_week[rows],
             "day_of_month": self.day_of_month[rows],
             "day_of_year": self.day_of_year[rows],
+            "vol_anchor": self.vol_anchor[rows],
+            "events": self.events[rows],
             "targets": self.targets[rows],
             "rows": rows,
         }
@@ -122,3 +136,12 @@ class MarketData:
         """Per-horizon mean and std of the split's targets, for loss standardisation."""
         y = self.split_targets(split).double()
         return y.mean(0).float(), y.std(0).clamp_min(1e-12).float()
+
+    def anchored_quantiles(self, levels: Sequence[float], split: str = "train") -> torch.Tensor:
+        """(H, Q) empirical quantiles of the split's targets in units of the volatility anchor (y / sigma_h):
+        where the anchored model's heads start."""
+        rows = self.splits[split]
+        z = (self.targets[rows].double() / self.vol_anchor[rows].double()).cpu()
+        q = torch.tensor([float(t) for t in levels], dtype=torch.float64)
+        return torch.quantile(z, q, dim=0).T.float().contiguous()
+

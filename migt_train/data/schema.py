@@ -33,6 +33,8 @@ class DataSchema:
     symbol: Optional[str] = None  # one contract of a multi-contract file; null = front-contract series
     sort: bool = False
     cache_dir: Optional[str] = None
+    vol_anchor: bool = False  # the causal GARCH-t / time-of-day std per horizon (data/vol_anchor.py)
+    event_calendar: bool = False  # the scheduled-release features (data/events.py)
     split: SplitSchema = field(default_factory=SplitSchema)
     synthetic: Optional[Any] = None  # checked against data.synthetic.SyntheticConfig
 

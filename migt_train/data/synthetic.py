@@ -2,16 +2,20 @@
 
 Model, per bar t (bar open times on the Globex calendar, exchange time America/New_York):
 
-    r_t   = drift + sqrt(v_t) * z_t,            z_t ~ Student-t(df) scaled to unit variance
+    r_t   = drift + sqrt(v_t) * z_t + J_t,      z_t ~ Student-t(df) scaled to unit variance
     v_t   = s_t * exp(x_t - sv_std^2 / 2) * g_t
-    s_t   = deterministic intraday variance of the bar (09:30 cash-open spike, 16:00 bump, quiet night)
+    s_t   = deterministic variance of the bar: intraday profile (09:30 cash-open spike, 16:00 bump, quiet
+            night) times the spikes of scheduled releases (data/events.py: payrolls and CPI large, other
+            08:30 data small, FOMC at 14:00), each decaying exponentially after its release minute
     x_t   = phi * x_{t-1} + sv_std * sqrt(1 - phi^2) * eta_t      slow log-SV factor (days)
-    g_t+1 = (1 - a - b) + (a * z_t^2 + b) * g_t                   fast unit-mean GARCH(1,1) factor (hours)
+    g_t+1 = c + (a z_t^2 + gam z_t^2 [z_t < 0] + b) * g_t          fast unit-mean GJR-GARCH factor (hours):
+            c = 1 - a - gam/2 - b; falls raise volatility more than rises (the leverage effect)
+    J_t   = rare jumps: Bernoulli(jump_prob) * N(0, 1) * jump_scale * sqrt(s_t * exp(x_t - sv_std^2 / 2))
 
 OHLC come from a Brownian bridge of `intrabar_steps` points from open to close, volume scales with the
 bar's volatility. Dynamics parameters are given per 5-minute bar and rescaled for other bar sizes.
-Because the generator knows (x_t, g_t+1) after every bar, `SyntheticOracle` simulates the true
-conditional distribution of every horizon's return.
+Because the generator knows (x_t, g_t+1) after every bar and the release schedule is public in advance
+(it is in s_t), `SyntheticOracle` simulates the true conditional distribution of every horizon's return.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from migt_train.data.calendar import GLOBEX_SESSION_MINUTES, globex_bars
+from migt_train.data.events import EVENT_CLASSES, decayed_after, event_bars, release_offset
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: scheduled releases, leverage (GJR) and jumps
 STATE_COLUMNS = ["_bar_var", "_sv", "_garch_next"]
 
 
@@ -40,8 +45,9 @@ class SyntheticConfig:
     annual_vol: float = 0.22  # long-run volatility of log returns, 252 days of 23 h
     annual_drift: float = 0.0
     student_t_df: float = 5.0  # heavy tails of the bar innovations (> 2)
-    garch_alpha: float = 0.04  # per 5-minute bar
-    garch_beta: float = 0.95  # per 5-minute bar; alpha + beta = 0.99 -> half-life ~6 h
+    garch_alpha: float = 0.02  # per 5-minute bar
+    garch_gamma: float = 0.04  # leverage: extra response to falls; alpha + gamma / 2 + beta = 0.99
+    garch_beta: float = 0.95  # per 5-minute bar; persistence 0.99 -> half-life ~6 h
     sv_persistence: float = 0.9993  # per 5-minute bar AR(1) of the log-variance factor -> half-life ~3.5 days
     sv_std: float = 0.8  # stationary std of the log-variance factor
     overnight_level: float = 0.3  # intraday volatility (std) multipliers, relative to the midday level 1
@@ -50,6 +56,14 @@ class SyntheticConfig:
     open_spike: float = 3.5  # at the 09:30 ET cash open, decaying to 1
     open_decay_minutes: float = 30.0
     close_bump: float = 1.8  # around the 16:00 ET cash close
+    employment_spike: float = 6.0  # volatility (std) multiplier at a release minute: first-Friday payrolls
+    cpi_spike: float = 5.0  # mid-month CPI
+    minor_spike: float = 2.0  # other 08:30 data (Thursday claims, retail sales)
+    fomc_spike: float = 4.0  # FOMC decision at 14:00 ET, eight a year
+    macro_decay_minutes: float = 15.0  # e-folding time of a release spike's extra variance
+    fomc_decay_minutes: float = 40.0
+    jump_prob: float = 0.0005  # per 5-minute bar (about one every 7 trading days)
+    jump_scale: float = 6.0  # jump std in the bar's own std without the fast GARCH factor
     volume_base: float = 1500.0  # contracts per 5 minutes at average volatility
     volume_vol_elasticity: float = 1.0  # volume ~ bar volatility ** elasticity
     volume_noise: float = 0.3  # log-normal noise of volume
@@ -61,17 +75,63 @@ def config_key(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: i
     return {"generator": GENERATOR_VERSION, **asdict(cfg), "bar_minutes": bar_minutes, "tz": tz, "session_start": session_start}
 
 
-def _per_bar(cfg: SyntheticConfig, bar_minutes: int) -> tuple[float, float, float, float, float]:
-    """(garch alpha, garch beta, sv phi, sv innovation std, drift) for bars of `bar_minutes`, keeping
-    wall-clock persistence; shared by the generator and the oracle."""
+@dataclass(frozen=True)
+class _PerBar:
+    alpha: float
+    gamma: float
+    beta: float
+    phi: float  # SV AR(1)
+    s_eta: float  # SV innovation std
+    drift: float
+    jump_prob: float
+
+    @property
+    def garch_const(self) -> float:
+        return 1.0 - self.alpha - self.gamma / 2 - self.beta
+
+
+def _per_bar(cfg: SyntheticConfig, bar_minutes: int) -> _PerBar:
+    """Dynamics constants for bars of `bar_minutes`, keeping wall-clock persistence; shared by the
+    generator and the oracle."""
     k = bar_minutes / 5.0
-    p5 = cfg.garch_alpha + cfg.garch_beta
+    p5 = cfg.garch_alpha + cfg.garch_gamma / 2 + cfg.garch_beta
     p = p5**k
-    alpha = cfg.garch_alpha * p / p5
+    alpha, gamma = cfg.garch_alpha * p / p5, cfg.garch_gamma * p / p5
     phi = cfg.sv_persistence**k
-    s_eta = cfg.sv_std * np.sqrt(1.0 - phi**2)
-    drift = cfg.annual_drift / (252 * GLOBEX_SESSION_MINUTES) * bar_minutes
-    return alpha, p - alpha, phi, s_eta, drift
+    return _PerBar(
+        alpha=alpha,
+        gamma=gamma,
+        beta=p - alpha - gamma / 2,
+        phi=phi,
+        s_eta=cfg.sv_std * np.sqrt(1.0 - phi**2),
+        drift=cfg.annual_drift / (252 * GLOBEX_SESSION_MINUTES) * bar_minutes,
+        jump_prob=1.0 - (1.0 - cfg.jump_prob) ** k,
+    )
+
+
+def release_multiplier(ts_utc: np.ndarray, bar_minutes: int, cfg: SyntheticConfig) -> np.ndarray:
+    """(n,) variance multiplier of each bar from scheduled releases: 1 + (spike^2 - 1) * the bar's mean of
+    exp(-minutes since release / decay) over its minutes after the release (0 before it)."""
+    events = event_bars(ts_utc, bar_minutes)
+    offset = release_offset(ts_utc, events)
+    spikes = {"employment": cfg.employment_spike, "cpi": cfg.cpi_spike, "minor": cfg.minor_spike, "fomc": cfg.fomc_spike}
+    mult = np.ones(len(events))
+    k = np.arange(bar_minutes)
+    for cid, name in enumerate(EVENT_CLASSES, start=1):
+        decay = cfg.fomc_decay_minutes if name == "fomc" else cfg.macro_decay_minutes
+        at = np.flatnonzero(events == cid)
+        if not len(at):
+            continue
+        o = offset[at]
+        # the release bar holds minutes 0 .. bar - 1 - o after the release; the next bars whole bars
+        first = np.where(k[None, :] < (bar_minutes - o)[:, None], np.exp(-k[None, :] / decay), 0.0).mean(axis=1)
+        weight = np.zeros(len(events) + 1)
+        weight[at] += first
+        impulse = np.zeros(len(events) + 1)
+        impulse[at + 1] = np.exp(-(bar_minutes - o) / decay) * np.exp(-k / decay).mean()
+        weight += decayed_after(impulse, decay / bar_minutes)
+        mult += (spikes[name] ** 2 - 1.0) * weight[:-1]
+    return mult
 
 
 def intraday_std(minute: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:
@@ -109,22 +169,26 @@ def generate(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: int
     rng = np.random.default_rng(cfg.seed)
     z = _student_t(rng, cfg.student_t_df, n)
     eta = rng.standard_normal(n)
-    alpha, beta, phi, s_eta, drift = _per_bar(cfg, bar_minutes)
+    pb = _per_bar(cfg, bar_minutes)
+    # GJR news impact per bar, known once z is drawn: the recursion below is then a plain linear one
+    impact = (pb.alpha + pb.gamma * (z < 0)) * z * z + pb.beta
 
     # sequential recursions: one cheap scalar pass, not vectorisable without losing exactness
     x = np.empty(n)
     g = np.empty(n + 1)
-    xv, gv, c = float(cfg.sv_std * rng.standard_normal()), 1.0, 1.0 - alpha - beta
+    xv, gv, c = float(cfg.sv_std * rng.standard_normal()), 1.0, pb.garch_const
     g[0] = gv
-    for t, (zt, et) in enumerate(zip((z * z).tolist(), (s_eta * eta).tolist())):
-        xv = phi * xv + et
+    for t, (mt, et) in enumerate(zip(impact.tolist(), (pb.s_eta * eta).tolist())):
+        xv = pb.phi * xv + et
         x[t] = xv
-        gv = c + (alpha * zt + beta) * gv
+        gv = c + mt * gv
         g[t + 1] = gv
-    s = bar_variance(minute, bar_minutes, cfg)
-    var = s * np.exp(x - cfg.sv_std**2 / 2) * g[:-1]
+    s = bar_variance(minute, bar_minutes, cfg) * release_multiplier(ts, bar_minutes, cfg)
+    level = np.exp(x - cfg.sv_std**2 / 2)
+    var = s * level * g[:-1]
+    jumps = (rng.random(n) < pb.jump_prob) * rng.standard_normal(n) * cfg.jump_scale * np.sqrt(s * level)
     sd = np.sqrt(var)
-    r = drift + sd * z
+    r = pb.drift + sd * z + jumps
 
     log_close = np.log(cfg.price0) + np.cumsum(r)
     log_open = np.concatenate([[np.log(cfg.price0)], log_close[:-1]])
@@ -181,27 +245,32 @@ class SyntheticOracle:
         self.sv = sv
         self.garch_next = garch_next
         self.sv_std = cfg.sv_std
-        alpha, beta, phi, s_eta, self.drift = _per_bar(cfg, bar_minutes)
+        pb = _per_bar(cfg, bar_minutes)
+        self.drift = pb.drift
         half = max(cfg.oracle_paths // 2, 1)
         rng = np.random.default_rng([cfg.seed, 0x0_5AC1E])
         z = _student_t(rng, cfg.student_t_df, (half, self.max_h))
-        z = np.concatenate([z, -z]).T.copy()  # (max_h, P); negation leaves z^2 paths identical
+        z = np.concatenate([z, -z]).T.copy()  # (max_h, P) antithetic; the leverage term differs per half
         eta = rng.standard_normal((half, self.max_h))
         eta = np.concatenate([eta, eta]).T
+        jump = (rng.random((half, self.max_h)) < pb.jump_prob) * rng.standard_normal((half, self.max_h))
+        jump = np.concatenate([jump, -jump]).T * cfg.jump_scale
         # x_{t+k} = phi^k x_t + e_k  and  g_{t+k} = A_k + B_k g_{t+1}
-        self.phi_k = phi ** np.arange(1, self.max_h + 1)
+        self.phi_k = pb.phi ** np.arange(1, self.max_h + 1)
         e = np.zeros_like(eta)
         a_k, b_k = np.zeros_like(eta), np.ones_like(eta)
         for k in range(self.max_h):
-            e[k] = (phi * e[k - 1] if k else 0.0) + s_eta * eta[k]
+            e[k] = (pb.phi * e[k - 1] if k else 0.0) + pb.s_eta * eta[k]
             if k:
-                m = alpha * z[k - 1] ** 2 + beta
-                a_k[k] = (1 - alpha - beta) + m * a_k[k - 1]
+                m = (pb.alpha + pb.gamma * (z[k - 1] < 0)) * z[k - 1] ** 2 + pb.beta
+                a_k[k] = pb.garch_const + m * a_k[k - 1]
                 b_k[k] = m * b_k[k - 1]
         sv_path = np.exp(e)
         self.coef_a = (sv_path * a_k).astype(np.float32)
         self.coef_b = (sv_path * b_k).astype(np.float32)
         self.z32 = z.astype(np.float32)
+        # jump of step k per path, before the row's bar variance and SV level: jump * sqrt(exp(e_k))
+        self.jump32 = (jump * np.sqrt(sv_path)).astype(np.float32)
 
     def quantiles(self, rows: np.ndarray, levels: Sequence[float], chunk: int = 1024) -> np.ndarray:
         """rows (n,) MarketData rows -> (n, H, Q) log-return quantiles (NaN where past the data end)."""
@@ -215,10 +284,9 @@ class SyntheticOracle:
         for lo in range(0, len(rows), chunk):
             rr = rows[lo : lo + chunk]
             # per-row scale of step k: deterministic bar variance x SV factor carried forward
-            scale = self.bar_var[rr[:, None] + steps[None, :]] * np.exp(
-                self.phi_k[None, :] * self.sv[rr][:, None] - self.sv_std**2 / 2
-            )
-            scale = scale.astype(np.float32)
+            level = np.exp(self.phi_k[None, :] * self.sv[rr][:, None] - self.sv_std**2 / 2)
+            scale = (self.bar_var[rr[:, None] + steps[None, :]] * level).astype(np.float32)
+            jump_sd = np.sqrt(scale)
             g1 = self.garch_next[rr].astype(np.float32)[:, None]
             cum = np.zeros((len(rr), self.z32.shape[1]), dtype=np.float32)
             for k in range(self.max_h):
@@ -227,6 +295,7 @@ class SyntheticOracle:
                 np.sqrt(var, out=var)
                 var *= self.z32[k][None, :]
                 cum += var
+                cum += jump_sd[:, k : k + 1] * self.jump32[k][None, :]
                 if k + 1 in hset:
                     q = np.quantile(cum, lv, axis=1).T + self.drift * (k + 1)
                     out[lo : lo + len(rr), hset[k + 1]] = q

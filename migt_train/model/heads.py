@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
+from scipy import stats
 from torch import nn
 
 
@@ -15,12 +18,18 @@ class QuantileHeads(nn.Module):
     factor exp(linear(x, log stds)); so q_1 < q_2 < ... < q_Q always.
 
     Initialised to output about the standard-normal spread (base -1.6, equal steps up to +1.6) so a
-    model trained on standardised targets starts near calibrated.
+    model trained on standardised targets starts near calibrated; with `init_levels` (used by the
+    volatility-anchored model, whose heads forecast y / sigma) the start is the unit-variance
+    Student-t(init_df) quantiles at those levels instead.
+
+    n_context > 0: a per-horizon context (B, H, C) (e.g. releases inside the horizon, the log of the
+    volatility anchor) enters each horizon's MLP input and, linearly, its log spread; both start at 0.
     """
 
     def __init__(self, d_model: int, n_horizons: int, n_quantiles: int, hidden: int = 128,
                  n_scales: int = 0, scale_anchor: int | None = None, init_low: float = -1.6,
-                 init_high: float = 1.6):
+                 init_high: float = 1.6, n_context: int = 0, init_levels: Sequence[float] | None = None,
+                 init_df: float = 5.0):
         super().__init__()
         self.horizon = nn.Parameter(torch.randn(n_horizons, d_model) * 0.02)
         self.w1 = nn.Parameter(torch.randn(n_horizons, d_model, hidden) / math.sqrt(d_model))
@@ -28,7 +37,16 @@ class QuantileHeads(nn.Module):
         self.w2 = nn.Parameter(torch.randn(n_horizons, hidden, n_quantiles) * (0.1 / math.sqrt(hidden)))
         step = (init_high - init_low) / max(n_quantiles - 1, 1)
         delta = math.log(math.expm1(step))  # softplus^-1(step)
-        self.b2 = nn.Parameter(torch.tensor([init_low] + [delta] * (n_quantiles - 1)).repeat(n_horizons, 1))
+        init = [init_low] + [delta] * (n_quantiles - 1)
+        if init_levels is not None:
+            t = stats.t.ppf(list(init_levels), init_df) * math.sqrt((init_df - 2.0) / init_df)
+            init = [float(t[0])] + [math.log(math.expm1(float(d))) for d in t[1:] - t[:-1]]
+        self.b2 = nn.Parameter(torch.tensor(init, dtype=torch.float32).repeat(n_horizons, 1))
+        self.context = None
+        if n_context:
+            self.context = nn.Linear(n_context, d_model)
+            nn.init.zeros_(self.context.weight)
+            self.context_scale = nn.Parameter(torch.zeros(n_horizons, n_context))
 
         # log of a per-horizon spread factor, linear in the features and the window's log std per
         # variable: the input scale reaches the output multiplicatively, as a volatility forecast does
@@ -40,11 +58,24 @@ class QuantileHeads(nn.Module):
             with torch.no_grad():
                 self.log_scale.weight[:, d_model + scale_anchor] = 1.0
 
-    def forward(self, x: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-        """x (B, D), log_std (B, n_scales) -> (B, H, Q)."""
+    @torch.no_grad()
+    def set_start(self, quantiles: torch.Tensor, min_step: float = 1e-3) -> None:
+        """Make the initial output about `quantiles` (H, Q), increasing per row, e.g. the training split's
+        quantiles of y / sigma_h: the base and softplus^-1 of the steps become the output biases."""
+        steps = (quantiles[:, 1:] - quantiles[:, :-1]).clamp_min(min_step)
+        self.b2[:, 0] = quantiles[:, 0].to(self.b2)
+        self.b2[:, 1:] = torch.log(torch.expm1(steps)).to(self.b2)
+
+    def forward(self, x: torch.Tensor, log_std: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, D), log_std (B, n_scales), context (B, H, n_context) or None -> (B, H, Q)."""
         h = x.unsqueeze(1) + self.horizon  # (B, H, D)
+        if self.context is not None:
+            h = h + self.context(context)
         h = F.gelu(torch.einsum("bhd,hde->bhe", h, self.w1) + self.b1)
         out = torch.einsum("bhe,heq->bhq", h, self.w2) + self.b2
         shape = out[..., :1] + torch.cat([torch.zeros_like(out[..., :1]), F.softplus(out[..., 1:]).cumsum(-1)], -1)
-        scale = self.log_scale(torch.cat([x, log_std], dim=-1)).clamp(-6.0, 6.0).exp()  # (B, H)
+        log_scale = self.log_scale(torch.cat([x, log_std], dim=-1))  # (B, H)
+        if self.context is not None:
+            log_scale = log_scale + (context * self.context_scale).sum(-1)
+        scale = log_scale.clamp(-6.0, 6.0).exp()
         return shape * scale.unsqueeze(-1)

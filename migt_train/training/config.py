@@ -30,6 +30,9 @@ class TrainerConfig:
     device: str = "auto"
     progress: bool = True
     ema_decay: Optional[float] = None
+    # score the initial weights on val as "epoch 0", a candidate for best.pt: a model that starts at a
+    # strong forecast (model.vol_anchor) is then never made worse by training that does not help on val
+    validate_before_training: bool = False
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "TrainerConfig":
@@ -75,7 +78,7 @@ class TrainerConfig:
             raise bad("amp_dtype", "must be auto, float16 or bfloat16")
         if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
             raise bad("device", "must be auto, cpu or cuda")
-        for key in ("mixed_precision", "progress"):
+        for key in ("mixed_precision", "progress", "validate_before_training"):
             if not isinstance(cfg[key], bool):
                 raise bad(key, "must be true or false")
 

@@ -334,12 +334,26 @@ class Trainer:
             seed_everything(self.seed, self.runtime.dist.rank)
             stats = (*self.data.feature_stats("train"), *self.data.target_stats("train"))
             self.model.set_scaling(*(t.to(self.device) for t in stats))
+            if getattr(self.model, "vol_anchor", False):  # the anchored model starts at the train quantiles of y / sigma
+                self.model.set_anchor_shape(self.data.anchored_quantiles(self.levels).to(self.device))
+                if self.ema:  # the average starts from the weights training starts from
+                    self.ema.load([p.detach() for p in self.params], 0)
+            if self.cfg.validate_before_training:
+                self._validate_initial()
             return
         self.state.restore(path)
         self.files.after_restore(path)
         p = self.progress
         where = f"epoch {p.epoch}" + (f", batch {p.mid_epoch['position']} of epoch {p.mid_epoch['epoch']}" if p.mid_epoch else "")
         self._info("resumed from %s at %s (global step %d)", path, where, p.global_step)
+
+    def _validate_initial(self) -> None:
+        """Epoch 0: the initial weights' val loss enters early stopping and the checkpoints (not the history,
+        which records trained epochs), so training that does not help on val cannot make the model worse."""
+        val_loss, _ = self.validate("val")
+        improved = self.early.update(val_loss, 0)
+        self.files.write_epoch(self.state.state_dict(), 0, val_loss, improved)
+        self._info("epoch 0 (initial weights): val loss %.6f", val_loss)
 
     def _end_epoch(self, epoch: int, train: dict[str, Any], seconds: float) -> None:
         lr = self.scheduler.get_last_lr()[0]

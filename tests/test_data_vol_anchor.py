@@ -1,0 +1,88 @@
+"""The volatility anchor and the release features: causal, fitted on train only, in every batch."""
+
+import numpy as np
+import pytest
+import torch
+
+from migt_train.data import load_market
+from migt_train.data.events import N_EVENT_FEATURES
+from migt_train.data.vol_anchor import volatility_anchor
+from migt_train.evaluation.baselines import GarchTODBaseline
+
+from data_helpers import data_cfg, small_bars
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIGT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _series(n_days: int = 20):
+    bars = small_bars(n_days=n_days)
+    r = np.diff(np.log(bars["close"].to_numpy()))
+    bid = (np.arange(len(r)) + 1) % 276
+    return r, bid
+
+
+def test_anchor_is_causal_and_uses_train_params_only():
+    r, bid = _series()
+    fit, cut = slice(0, 2500), 4000
+    a, garch = volatility_anchor(r, bid, fit, 288, [1, 3, 12])
+    changed = r.copy()
+    changed[cut:] = changed[cut:] * 3.0  # a different future
+    b, garch_b = volatility_anchor(changed, bid, fit, 288, [1, 3, 12])
+    assert garch_b.params() | {"fit_seconds": 0} == garch.params() | {"fit_seconds": 0}
+    np.testing.assert_array_equal(a[:cut], b[:cut])  # row t sees bars <= t only
+    assert (b[cut + 1 : -12] > a[cut + 1 : -12]).mean() > 0.9
+    # a different training period changes the fit
+    _, garch_c = volatility_anchor(changed, bid, slice(0, cut + 1000), 288, [1, 3, 12])
+    assert garch_c.params()["omega"] != garch.params()["omega"]
+    # anchors grow with the horizon
+    assert (np.diff(a[:-12], axis=1) > 0).all()
+
+
+def test_market_carries_anchor_and_events_consistent_with_the_baseline():
+    levels = [0.05, 0.5, 0.95]
+    on = load_market(data_cfg(vol_anchor=True, event_calendar=True, synthetic={"n_days": 14}))
+    off = load_market(data_cfg(synthetic={"n_days": 14}))
+    assert on.vol_anchor.shape == on.targets.shape and on.events.shape == (*on.targets.shape, N_EVENT_FEATURES)
+    assert torch.equal(off.vol_anchor, torch.ones_like(off.vol_anchor)) and off.events.shape[-1] == 0
+    test = on.splits["test"].numpy()
+    baseline = GarchTODBaseline.fit(on, levels)  # fitted on the training bars, as the anchor
+    expected = baseline.model.horizon_std(baseline.sigma2_next, baseline.bar_in_day, test, on.horizons)
+    plain = load_market(data_cfg(vol_anchor=True, synthetic={"n_days": 14}))
+    np.testing.assert_allclose(plain.vol_anchor[test].numpy(), expected, rtol=1e-5)
+    b = on.batch(on.splits["train"][:4])
+    assert b["vol_anchor"].shape == (4, 5) and b["events"].shape == (4, 5, N_EVENT_FEATURES)
+    # releases ahead are counted for the longer horizons at least as often as for the shorter ones
+    ahead = on.events[:, :, 0]
+    assert (ahead[:, -1] >= ahead[:, 0]).all() and ahead[:, -1].sum() > 0
+
+
+def test_anchor_knows_the_release_calendar():
+    from migt_train.data.calendar import time_info
+    from migt_train.data.events import event_bars
+    from migt_train.data.synthetic import SyntheticConfig, generate
+    from migt_train.data.vol_anchor import release_lags, release_multiplier
+
+    bars = generate(SyntheticConfig(n_days=90, start="2024-01-02"), 5, "America/New_York", 18 * 60)
+    ts = bars["timestamp"].to_numpy()[1:]
+    r = np.diff(np.log(bars["close"].to_numpy()))
+    bid = time_info(ts, "America/New_York", 18 * 60, 5)["bar_in_day"]
+    ev = event_bars(ts, 5)
+    fit = slice(0, int(len(r) * 0.7))
+    lags = release_lags(ev)
+    assert lags.shape == (3, len(r)) and (lags[0][ev == 1] == 0).all() and lags[0].max() == 12
+    mult = release_multiplier(r**2, lags, fit)
+    assert mult[ev == 1].mean() > 5 and np.median(mult[(lags < 0).all(axis=0)]) == 1.0
+    with_cal, _ = volatility_anchor(r, bid, fit, 288, [3], ev)
+    without, _ = volatility_anchor(r, bid, fit, 288, [3])
+    before = np.flatnonzero(ev == 1) - 1  # origins whose next 15 minutes hold a payrolls release
+    before = before[before < len(r) - 3]
+    ratio = with_cal[before, 0] / without[before, 0]
+    assert np.median(ratio) > 1.5
+    # the calendar is known in advance: changing returns after a row does not change its anchor
+    changed = r.copy()
+    changed[before[-1] + 1 :] *= 2.0
+    again, _ = volatility_anchor(changed, bid, fit, 288, [3], ev)
+    np.testing.assert_array_equal(again[: before[-1] + 1], with_cal[: before[-1] + 1])
