@@ -14,6 +14,11 @@ One function per section; each returns rows of figures and prints them. Sections
          aggregate, featurise (first load, fresh cache), then again from the feature cache.
   train  time split of one training step (data, forward, backward, optimizer) for an experiment
          preset (default quickstart) on its own data, batch size and device (AMP where CUDA).
+  gpu    (CUDA only; not in the default sections) experiment=nq_full's model and optimizer, a
+         bounded number of full training steps (AdamW, clipping) on random full windows at the
+         preset's batch size, once with AMP float16 (GradScaler) and once with bfloat16: samples/s,
+         peak GPU memory, achieved TFLOP/s (3x forward FLOPs) and its ratio to a bf16 matmul
+         (8192^3) measured in the same process. Refuses with one line where there is no CUDA.
 Timings are the minimum over repeats (the machine may be shared); every model case runs in a fresh
 spawned process so its peak RSS is its own.
 """
@@ -31,7 +36,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from migt_train.runtime import Precision
+from migt_train.errors import MigtError
+from migt_train.runtime import Precision, set_matmul_precision
 from migt_train.training.cpu_memory import retain_freed_memory
 from migt_train.training.losses import CombinedQuantileLoss
 from migt_train.step import forward, loss_step
@@ -92,7 +98,7 @@ def model_config(name: str, **overrides):
 
 
 def synthetic_batch(batch_size: int, seq_len: int = 288, n_variables: int = 24, bars_per_day: int = 288,
-                    n_horizons: int = 5):
+                    n_horizons: int = 5, n_event_features: int = 0):
     """Random full windows in the MarketData.batch format (every bar valid)."""
     g = torch.Generator().manual_seed(0)
     return {
@@ -103,6 +109,9 @@ def synthetic_batch(batch_size: int, seq_len: int = 288, n_variables: int = 24, 
         "day_of_month": torch.randint(1, 32, (batch_size,), generator=g),
         "day_of_year": torch.randint(1, 367, (batch_size,), generator=g),
         "targets": 1e-3 * torch.randn(batch_size, n_horizons, generator=g),
+        # the context the model's optional additions read (data.vol_anchor / data.event_calendar)
+        "vol_anchor": torch.full((batch_size, n_horizons), 1e-3),
+        "events": torch.zeros(batch_size, n_horizons, n_event_features),
     }
 
 
@@ -276,17 +285,107 @@ def train_section(quick: bool = False, threads: int | None = None, experiment: s
     return [split]
 
 
-SECTIONS = {"model": model_section, "data": data_section, "load": load_section, "train": train_section}
+def cuda_matmul_tflops(repeats: int = 20, n: int = 8192) -> float:
+    """Achieved TFLOP/s of a bf16 (n x n) . (n x n) matmul on the current GPU (CUDA events)."""
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    out = torch.empty(n, n, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        torch.mm(a, b, out=out)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeats):
+        torch.mm(a, b, out=out)
+    end.record()
+    end.synchronize()
+    return 2 * n**3 * repeats / (start.elapsed_time(end) / 1e3) / 1e12
+
+
+def gpu_section(quick: bool = False, threads: int | None = None, experiment: str = "nq_full") -> list[dict]:
+    """Training throughput of the full model on one GPU under AMP float16 and bfloat16."""
+    if not torch.cuda.is_available():
+        raise MigtError("bench --sections gpu: needs CUDA, and this machine has none (torch.cuda.is_available() is False)")
+    from hydra.utils import instantiate
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from migt_train.training.trainer import total_norm
+
+    cfg = compose_config(f"experiment={experiment}")
+    device = torch.device("cuda")
+    set_matmul_precision(device)  # as the trainer does: TF32 for the float32 matmuls left
+    batch_size, steps = int(cfg.trainer.batch_size), 10 if quick else 30
+    levels = list(cfg.quantiles.levels)
+    m = cfg.model
+    cpu_batch = synthetic_batch(batch_size, int(m.max_seq_len), int(m.n_variables), int(m.bars_per_day),
+                                int(m.n_horizons), int(m.n_event_features))
+    batch = {k: v.to(device) for k, v in cpu_batch.items()}
+    batch["mask"] = None  # full windows: what step.gather passes on CUDA (no attention mask)
+    matmul = cuda_matmul_tflops()
+    rows = []
+    print(f"== gpu ({torch.cuda.get_device_name()}, torch {torch.__version__}; {experiment} model, batch "
+          f"{batch_size}, {steps} timed steps; bf16 matmul {matmul:.0f} TFLOP/s)")
+    print(f"{'amp':<10}{'samples/s':>11}{'ms/step':>9}{'TFLOP/s':>9}{'ratio':>7}{'peak GiB':>10}")
+    for name, dtype in (("float16", torch.float16), ("bfloat16", torch.bfloat16)):
+        torch.manual_seed(cfg.seed)
+        model = instantiate(cfg.model).to(device)
+        precision = Precision("cuda", True, dtype)
+        scaler = precision.grad_scaler()
+        loss_fn = CombinedQuantileLoss(levels).to(device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = instantiate(cfg.optimizer)(params)
+        model.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            forward(model, batch, precision)
+        step_flops = 3 * counter.get_total_flops()
+        model.train()
+
+        def step() -> None:
+            loss = loss_step(model, loss_fn, batch, precision)[1]
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            total_norm(params, cfg.trainer.gradient_clip_norm, device)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        torch.cuda.synchronize()
+        dt = (time.perf_counter() - t0) / steps
+        r = {"amp": name, "samples_per_second": batch_size / dt, "ms_per_step": dt * 1e3,
+             "tflops": step_flops / dt / 1e12, "matmul_tflops": matmul,
+             "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+        r["ratio"] = r["tflops"] / matmul
+        rows.append(r)
+        print(f"{name:<10}{r['samples_per_second']:>11,.0f}{r['ms_per_step']:>9.1f}{r['tflops']:>9.1f}"
+              f"{r['ratio']:>7.2f}{r['peak_gib']:>10.2f}", flush=True)
+        del model, optimizer
+        torch.cuda.empty_cache()
+    return rows
+
+
+SECTIONS = {"model": model_section, "data": data_section, "load": load_section, "train": train_section,
+            "gpu": gpu_section}
+DEFAULT_SECTIONS = ["model", "data", "load", "train"]  # gpu only when asked
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m migt_train.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one timed repeat per case")
-    parser.add_argument("--sections", nargs="+", choices=sorted(SECTIONS), default=list(SECTIONS))
+    parser.add_argument("--sections", nargs="+", choices=sorted(SECTIONS), default=DEFAULT_SECTIONS)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
-    for name in args.sections:
-        SECTIONS[name](quick=args.quick, threads=args.threads)
+    try:
+        for name in args.sections:
+            SECTIONS[name](quick=args.quick, threads=args.threads)
+    except MigtError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ def infer(model: nn.Module, data: MarketData, rows: torch.Tensor, batch_size: in
     label to show progress under (console.progress), None for none."""
     device = torch.device(device)
     precision = precision or Precision(device.type)
-    rows = torch.as_tensor(rows, dtype=torch.long)
+    rows = torch.as_tensor(rows, dtype=torch.long).cpu()
+    data = data.to(device)  # resident on a GPU (a no-op when it already is, or on the CPU)
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)

@@ -11,6 +11,7 @@ lock is taken, a fresh run refuses a used directory, and a resume takes the run'
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,10 @@ def check_run_dir(config: DictConfig) -> list[str]:
     from migt_train.resolvers import RUN_ID
 
     run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir"))).absolute()
-    acquire_lock(run_dir)
+    # under torchrun rank 0 holds the lock for the job; the other ranks make the same checks
+    main = int(os.environ.get("RANK", "0")) == 0
+    if main:
+        acquire_lock(run_dir)
     resume = OmegaConf.select(config, "trainer.resume")
     if resume in (None, ""):
         if holds_run(run_dir):
@@ -77,8 +81,9 @@ def check_run_dir(config: DictConfig) -> list[str]:
     trainer = OmegaConf.to_container(config.trainer, resolve=True)
     previous = read_status(run_dir)
     check_not_finished(run_dir, str(previous.get("status")), trainer)
-    with read_write(config), open_dict(config):
-        config.hydra.output_subdir = f".hydra/resumes/{RUN_ID}"
+    if main:  # other torchrun ranks write no Hydra files (run.py)
+        with read_write(config), open_dict(config):
+            config.hydra.output_subdir = f".hydra/resumes/{RUN_ID}"
     notes = []
     if previous.get("status") == "running":  # we hold the lock, so its process is gone
         notes.append(f"resume: the run's previous process (pid {previous.get('pid')} on {previous.get('host')}) "

@@ -16,8 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from migt_train.config import resolved_container, validate
 from migt_train.errors import MigtError
 from migt_train.io import write_json, write_text
+from migt_train.loggers import NullLogger
 from migt_train.run_dir import RunRecord, RunStopped, StopsRaise, holds_run, remove_orphan_temps, where_line
-from migt_train.runtime import Runtime, seed_everything
+from migt_train.runtime import Runtime, barrier, current_dist, init_distributed, seed_everything
 from migt_train.training.signals import TrainingInterrupted
 from migt_train.sweep.trials import trial_number_of_job
 
@@ -30,6 +31,10 @@ def run(cfg: DictConfig) -> float:
     run_dir = Path(hc.runtime.output_dir)
     in_sweep = hc.mode == RunMode.MULTIRUN
     trial = trial_number_of_job(hc)
+    if in_sweep and current_dist().world_size > 1:
+        print("error: a sweep (-m) under torchrun is not supported: run the sweep's workers as separate "
+              "processes, each training on one device", file=sys.stderr)
+        sys.exit(2)
     record = RunRecord(run_dir, trial_number=trial)
     _status = record.status
     try:
@@ -74,35 +79,46 @@ def _to_log_file(message: str) -> None:
             handler.handle(record)
 
 
-def _claim_run_dir(cfg: DictConfig, run_dir: Path, record: RunRecord) -> None:
+def _claim_run_dir(cfg: DictConfig, run_dir: Path, record: RunRecord, is_main: bool = True) -> None:
     """Lock (run_guard took it already for single runs; sweep jobs take it here), refuse a used dir
-    for a fresh run, validate; status.json is ours once a fresh dir is locked, or a resume validated."""
-    record.take()
+    for a fresh run, validate; status.json is ours once a fresh dir is locked, or a resume validated.
+    Under torchrun rank 0 alone locks and owns the directory; the other ranks make the same checks."""
+    if is_main:
+        record.take()
     if cfg.trainer.resume is None:
         if holds_run(run_dir):
             raise MigtError(f"{run_dir} already holds a run; pass trainer.resume=auto to continue it "
                             "or choose another hydra.run.dir")
-        record.owned = True
+        record.owned = is_main
     validate(cfg)
+    if not is_main:
+        return
     record.own()
     for orphan in remove_orphan_temps(run_dir):
         log.info("removed %s, left by a process that was killed while writing it", orphan)
 
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops: StopsRaise) -> float:
+    import torch
+
     from migt_train.data import load_market
     from migt_train.evaluation.report import evaluate_run
     from migt_train.training import Trainer, TrainerConfig, load_checkpoint
 
-    _claim_run_dir(cfg, run_dir, record)
-    resolved = resolved_container(cfg)
-    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
-    record.status("running")
     t = cfg.trainer
+    # run.py joins torchrun's group before Hydra starts; a caller composing the config itself joins here
+    dist_env = init_distributed(torch.device("cpu") if t.device == "cpu" else None)
+    _claim_run_dir(cfg, run_dir, record, dist_env.is_main)
+    resolved = resolved_container(cfg)
+    barrier()  # every rank has checked the directory before rank 0 writes into it
+    if dist_env.is_main:
+        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+    record.status("running")
     runtime = Runtime.create(t.device, t.mixed_precision, t.amp_dtype)
     seed_everything(cfg.seed, runtime.dist.rank)
 
-    log.info("run directory: %s", run_dir)
+    log.info("run directory: %s (%d process%s)", run_dir, runtime.dist.world_size,
+             "es" if runtime.dist.world_size > 1 else "")
     t0 = time.time()
     data = load_market(cfg.data)
     log.info(
@@ -110,7 +126,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
         data.source, *data.features.shape,
         "/".join(str(len(data.splits[k])) for k in ("train", "val", "test")), time.time() - t0,
     )
-    if data.rolls is not None:  # a file's contracts and roll dates travel with the run
+    if data.rolls is not None and runtime.is_main:  # a file's contracts and roll dates travel with the run
         write_json(run_dir / "rolls.json", data.rolls)
         if data.rolls.get("rolls"):
             log.info("rolls: %s", ", ".join(f"{r['trading_day']} {r['from_contract']}->{r['to_contract']}" for r in data.rolls["rolls"]))
@@ -119,7 +135,9 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
     n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("model: %s, %s trainable parameters", type(model).__name__, f"{n_parameters:,}")
 
-    logger = instantiate(cfg.logger, run_dir=run_dir, run_config=resolved, _recursive_=False)
+    # one logger run per job: rank 0's
+    logger = (instantiate(cfg.logger, run_dir=run_dir, run_config=resolved, _recursive_=False)
+              if runtime.is_main else NullLogger())
     trainer_cfg = TrainerConfig.from_mapping({**OmegaConf.to_container(t, resolve=True), "device": str(runtime.device)})
     exit_code = 1
     try:
@@ -138,6 +156,10 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
             runtime=runtime,
         )
         result = trainer.fit()
+        if not runtime.is_main:  # the test evaluation runs once, on rank 0; the others wait for it
+            barrier()
+            exit_code = 0
+            return float(result.best_val_loss)
         stops.phase = "during the final evaluation (training is finished; the resume only evaluates)"
         log.info("final evaluation: best.pt (epoch %d) on the test split", result.best_epoch)
         model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt")["model"])
@@ -177,4 +199,5 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
         exit_code = 0
     finally:
         logger.finish(exit_code)
+    barrier()  # rank 0 has evaluated (the other ranks wait here; a no-op in one process)
     return float(result.best_val_loss)

@@ -13,10 +13,25 @@ from migt_train.data.market import BATCH_KEYS, TIME_KEYS, MarketData
 from migt_train.runtime import Precision
 
 
-def gather(data: MarketData, rows: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
-    """The batch of sample `rows`, built where `data` lives and moved to `device`."""
-    batch = data.batch(rows)
-    return {k: batch[k].to(device, non_blocking=True) for k in BATCH_KEYS}
+def gather(data: MarketData, rows: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor | None]:
+    """The batch of sample `rows` (a host tensor), built where `data` lives and moved to `device`.
+
+    On CUDA the market should be resident (`data.to(device)`, as the trainer and `infer` do): the
+    row indices then go over in one pinned, asynchronous copy and the batch is gathered on the GPU.
+    `mask` is None there when no window in the batch is padded (known on the host, no sync), so the
+    model passes no attention mask and SDPA may pick its fastest (flash) kernel."""
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    if cuda and data.features.device.type == "cuda":
+        full = data.full_windows(rows)
+        batch = data.batch(rows.pin_memory().to(device, non_blocking=True))
+    else:
+        full = False
+        batch = data.batch(rows)
+    out = {k: batch[k].to(device, non_blocking=cuda and batch[k].is_pinned()) for k in BATCH_KEYS}
+    if cuda and full:
+        out["mask"] = None
+    return out
 
 
 def forward(model: nn.Module, batch: Mapping[str, torch.Tensor], precision: Precision) -> dict[str, torch.Tensor]:
@@ -32,7 +47,9 @@ def standardised_targets(model: nn.Module, y: torch.Tensor) -> torch.Tensor:
 
 def loss_step(model: nn.Module, loss_fn: nn.Module, batch: Mapping[str, torch.Tensor],
               precision: Precision) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Forward and the scalar training loss -> (outputs, loss)."""
+    """Forward and the scalar training loss -> (outputs, loss). `model` may be DDP-wrapped: the forward
+    goes through the wrapper (gradient sync), the target scaling is read from the model inside."""
     out = forward(model, batch, precision)
-    loss = loss_fn(out["quantiles_std"], standardised_targets(model, batch["targets"])).loss
+    raw = getattr(model, "module", model)
+    loss = loss_fn(out["quantiles_std"], standardised_targets(raw, batch["targets"])).loss
     return out, loss

@@ -28,7 +28,6 @@ def test_validation_and_prediction_share_numerics(tmp_path, market):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_validation_and_prediction_share_autocast_on_cuda(tmp_path):
     _validation_equals_prediction(tmp_path, "cuda", mixed_precision=True, amp_dtype="bfloat16")
 

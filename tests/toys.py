@@ -112,6 +112,8 @@ class ToyQuantileModel(nn.Module):
             import time as _t
 
             _t.sleep(self.slow)
+        if mask is None:  # every bar real (what step.gather passes on CUDA for full windows)
+            mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
         x = (features - self.input_mean) / self.input_std * mask[..., None]
         mean = x.sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
         z = torch.cat([mean, x[:, -1], self.dow(time["day_of_week"])], dim=-1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -57,6 +57,7 @@ class MarketData:
     vol_anchor: torch.Tensor | None = None
     events: torch.Tensor | None = None
     _steps: torch.Tensor = field(init=False, repr=False)
+    _full: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         n, h = self.targets.shape
@@ -65,6 +66,25 @@ class MarketData:
         if self.events is None:
             self.events = torch.zeros(n, h, 0, device=self.features.device)
         self._steps = torch.arange(self.max_seq_len, dtype=torch.long, device=self.features.device)
+        # host-side: whether row i's window has all max_seq_len bars (no padding), read per batch
+        # without touching the device
+        start = self.window_start.cpu()
+        self._full = torch.arange(len(start)) - start >= self.max_seq_len - 1
+
+    def to(self, device: torch.device | str) -> "MarketData":
+        """The same market with its tensors on `device` (the split indices stay on the host, where the
+        sampler works). The whole market is small (the NQ history is tens of MB), so a GPU keeps it
+        resident and builds every batch by a gather on the device: no host copy per step."""
+        device = torch.device(device)
+        if self.features.device == device:
+            return self
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self)
+                 if f.init and isinstance(getattr(self, f.name), torch.Tensor)}  # every per-row tensor
+        return replace(self, **moved)
+
+    def full_windows(self, rows: torch.Tensor) -> bool:
+        """Whether every sample in the host tensor `rows` has a full window (no padded bar)."""
+        return bool(self._full[rows].all())
 
     @property
     def n_features(self) -> int:

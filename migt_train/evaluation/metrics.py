@@ -29,7 +29,8 @@ def crps_weights(levels: torch.Tensor) -> torch.Tensor:
 
 
 def _block(q: torch.Tensor, y: torch.Tensor, levels: torch.Tensor, taus: Sequence[float]) -> dict:
-    """Metrics for q (N, H, Q), y (N, H) pooled over samples and the horizons given."""
+    """Metrics for q (N, H, Q), y (N, H) pooled over samples and the horizons given, as 0-d tensors
+    on q's device (read to the host once, by quantile_metrics)."""
     loss = pinball(q, y, levels)  # (N, H, Q)
     per_q = loss.mean(dim=(0, 1))
     cov = (y.unsqueeze(-1) <= q).double().mean(dim=(0, 1))  # (Q,)
@@ -43,18 +44,47 @@ def _block(q: torch.Tensor, y: torch.Tensor, levels: torch.Tensor, taus: Sequenc
                 "lower": taus[i],
                 "upper": taus[j],
                 "nominal": round(taus[j] - taus[i], 10),
-                "picp": float(inside),
-                "mean_width": float((q[..., j] - q[..., i]).double().mean()),
+                "picp": inside,
+                "mean_width": (q[..., j] - q[..., i]).double().mean(),
             }
         )
     return {
-        "pinball_loss": float(per_q.mean()),
-        "crps": float(2 * (per_q * crps_weights(levels)).sum()),
-        "calibration_error": float((cov - levels.double()).abs().mean()),
-        "coverage": {level_key(t): float(c) for t, c in zip(taus, cov)},
+        "pinball_loss": per_q.mean(),
+        "crps": 2 * (per_q * crps_weights(levels)).sum(),
+        "calibration_error": (cov - levels.double()).abs().mean(),
+        "coverage": {level_key(t): c for t, c in zip(taus, cov)},
         "intervals": intervals,
-        "per_quantile_loss": {level_key(t): float(v) for t, v in zip(taus, per_q)},
+        "per_quantile_loss": {level_key(t): v for t, v in zip(taus, per_q)},
     }
+
+
+def _to_host(tree: object) -> object:
+    """Every tensor leaf of `tree` -> float, through one device-to-host copy (one sync on CUDA)."""
+    leaves: list[torch.Tensor] = []
+
+    def collect(node: object) -> None:
+        if isinstance(node, torch.Tensor):
+            leaves.append(node.reshape(()))
+        elif isinstance(node, dict):
+            for v in node.values():
+                collect(v)
+        elif isinstance(node, list):
+            for v in node:
+                collect(v)
+
+    collect(tree)
+    values = iter(torch.stack(leaves).tolist()) if leaves else iter(())
+
+    def rebuild(node: object) -> object:
+        if isinstance(node, torch.Tensor):
+            return next(values)
+        if isinstance(node, dict):
+            return {k: rebuild(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [rebuild(v) for v in node]
+        return node
+
+    return rebuild(tree)
 
 
 def quantile_metrics(
@@ -65,6 +95,7 @@ def quantile_metrics(
     Keys: pinball_loss, crps, calibration_error (mean |coverage - tau| over levels and horizons),
     coverage {tau: frac y <= q_tau}, intervals [{lower, upper, nominal, picp, mean_width}],
     per_quantile_loss {tau: loss}, per_horizon {name: same keys, per horizon}.
+    Computed where q lives; the figures reach the host in one copy at the end.
     """
     q = q.detach().double()
     y = y.detach().double().to(q.device)
@@ -73,6 +104,6 @@ def quantile_metrics(
     out = _block(q, y, lv, taus)
     # calibration_error averages |coverage - tau| per horizon, not of the pooled coverage
     per_h = {name: _block(q[:, h : h + 1], y[:, h : h + 1], lv, taus) for h, name in enumerate(horizon_names)}
-    out["calibration_error"] = sum(m["calibration_error"] for m in per_h.values()) / len(per_h)
+    out["calibration_error"] = torch.stack([m["calibration_error"] for m in per_h.values()]).mean()
     out["per_horizon"] = per_h
-    return out
+    return _to_host(out)  # type: ignore[return-value]

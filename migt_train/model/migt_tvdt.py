@@ -122,8 +122,12 @@ class MIGTTVDT(nn.Module):
             bar = F.pad(bar, (pad, 0))
         return features, mask, bar
 
-    def forward(self, features: torch.Tensor, mask: torch.Tensor,
+    def forward(self, features: torch.Tensor, mask: torch.Tensor | None,
                 time: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # mask None = every bar is real (step.gather passes None on CUDA when it knows so on the host)
+        all_valid = mask is None and features.shape[1] % self.patch_len == 0
+        if mask is None:
+            mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
         features, mask, bar = self._trim_and_pad(features, mask, time["bar_in_day"])
         x = (features - self.input_mean) / self.input_std
         x, stats = self.revin(x, mask)  # (B, T, V), (B, V, 2)
@@ -133,7 +137,9 @@ class MIGTTVDT(nn.Module):
         calendar = self.calendar({**time, "bar_in_day": bar}, mask, self.patch_len)  # (B, N, D)
         tokens = self.embed(x) + calendar + self.recency[-calendar.shape[1]:]  # (V, B, N, D), variable-major
 
-        attn_mask = None if not token_mask.is_cuda and bool(token_mask.all()) else token_mask
+        # no boolean mask where nothing is padded, so SDPA may choose its fastest kernel; reading the
+        # mask on the host is free on CPU, a sync on CUDA (there only the caller's None says so)
+        attn_mask = None if all_valid or (not token_mask.is_cuda and bool(token_mask.all())) else token_mask
         h = self.temporal(tokens, attn_mask)
         h = self.pool_time(h, attn_mask) + self.scale(stats[..., 1:])  # (B, V, D)
         h = self.variable(h)

@@ -37,18 +37,24 @@ class TemporalEncoder(nn.Module):
 class AttentionPooling(nn.Module):
     """(V, B, N, D), (B, N) mask or None -> (B, V, D): one learned query attends over the valid steps.
 
-    score_t = q . (W_k x_t + b_k) / sqrt(D) and out = W_v (sum_t a_t x_t) + b_v, computed in that
+    score_t = q . (W_k x_t) / sqrt(D) and out = W_v (sum_t a_t x_t) + b_v, computed in that
     folded order (the softmax weights sum to 1), so no per-step key/value projection is materialised.
+    The key has no bias: q . b_k would shift every score equally, which softmax cancels (a parameter
+    without gradient also breaks DDP, which expects every parameter to get one).
     """
 
     def __init__(self, d_model: int):
         super().__init__()
         self.query = nn.Parameter(torch.randn(d_model) * 0.02)
-        self.key = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model, bias=False)
         self.value = nn.Linear(d_model, d_model)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        state_dict.pop(prefix + "key.bias", None)  # checkpoints written while the key had a (dead) bias
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        w = self.key.weight.t() @ self.query / math.sqrt(x.shape[-1])  # (D,); q . b_k is a constant shift
+        w = self.key.weight.t() @ self.query / math.sqrt(x.shape[-1])  # (D,)
         scores = x @ w  # (V, B, N)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))

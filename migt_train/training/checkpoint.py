@@ -39,7 +39,8 @@ def capture_rng() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # this process's GPU only: one GPU per process, and the count may differ at resume
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -50,7 +51,8 @@ def restore_rng(state: dict[str, Any]) -> None:
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, g))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        cuda = state["cuda"]
+        torch.cuda.set_rng_state(cuda[0] if isinstance(cuda, list) else cuda)  # list: older files (all GPUs)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

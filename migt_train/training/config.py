@@ -17,7 +17,7 @@ class TrainerConfig:
     batch_size: int = 128
     gradient_accumulation_steps: int = 2
     mixed_precision: bool = True  # only acts on CUDA
-    amp_dtype: str = "float16"
+    amp_dtype: str = "auto"
     gradient_clip_norm: Optional[float] = 1.0
     early_stopping_patience: int = 10
     early_stopping_min_delta: float = 1e-5
@@ -74,8 +74,8 @@ class TrainerConfig:
         v = cfg["ema_decay"]
         if v is not None and (not is_number(v) or not 0 < v < 1):
             raise bad("ema_decay", "must be null or a number in (0, 1)")
-        if cfg["amp_dtype"] not in ("float16", "bfloat16"):
-            raise bad("amp_dtype", "must be float16 or bfloat16")
+        if cfg["amp_dtype"] not in ("auto", "float16", "bfloat16"):
+            raise bad("amp_dtype", "must be auto, float16 or bfloat16")
         if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
             raise bad("device", "must be auto, cpu or cuda")
         for key in ("mixed_precision", "progress", "validate_before_training"):

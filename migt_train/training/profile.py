@@ -40,6 +40,7 @@ def step_time_split(
     loss_fn = CombinedQuantileLoss(levels).to(dev)
     opt = (optimizer or (lambda p: torch.optim.AdamW(p, lr=1e-4)))([p for p in model.parameters() if p.requires_grad])
     scaler = runtime.precision.grad_scaler()
+    data = data.to(dev)  # resident on a GPU, as in the trainer
     rows_all = data.splits["train"]
     g = torch.Generator().manual_seed(seed)
 

@@ -1,5 +1,10 @@
 """One sampler decides batch order: a permutation seeded by (seed, epoch), so the order of any epoch
-can be rebuilt on resume from (epoch, position) alone, and DDP ranks can take disjoint shards.
+can be rebuilt on resume from (epoch, position) alone.
+
+Under DDP `batch_size` is the *global* batch: batch b of the epoch is the same set of rows in every
+process count, and rank r trains on its strided part (rows r, r + W, ...). Each row is seen once
+per epoch across ranks, the group's gradient equals a single process's on the same rows, and the
+position (in global batches) means the same thing when a run resumes on another world size.
 """
 
 from __future__ import annotations
@@ -34,27 +39,28 @@ class EpochSampler:
         self.position = 0  # batches of this epoch already handed out
 
     def __len__(self) -> int:
-        per_rank = -(-len(self.rows) // self.world_size)
-        n = -(-per_rank // self.batch_size)
+        n = -(-len(self.rows) // self.batch_size)
         return n if self.limit_batches is None else min(n, self.limit_batches)
+
+    def global_size(self, b: int) -> int:
+        """Rows in global batch b (all ranks together)."""
+        return max(0, min(self.batch_size, len(self.rows) - b * self.batch_size))
 
     def set_epoch(self, epoch: int, position: int = 0) -> None:
         self.epoch, self.position = int(epoch), int(position)
 
     def epoch_order(self) -> torch.Tensor:
-        """This rank's rows for the current epoch, in order."""
+        """All rows of the current epoch, in order (every rank computes the same)."""
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        perm = torch.randperm(len(self.rows), generator=g)
-        if self.world_size > 1:  # pad by wrapping so every rank gets the same number of batches
-            total = -(-len(perm) // self.world_size) * self.world_size
-            perm = torch.cat([perm, perm[: total - len(perm)]])[self.rank :: self.world_size]
-        return self.rows[perm]
+        return self.rows[torch.randperm(len(self.rows), generator=g)]
 
     def __iter__(self) -> Iterator[torch.Tensor]:
+        """This rank's rows of each remaining global batch (empty when the epoch's last, short batch
+        has fewer rows than there are ranks)."""
         order = self.epoch_order()
         for b in range(self.position, len(self)):
             self.position = b + 1
-            yield order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield order[b * self.batch_size : (b + 1) * self.batch_size][self.rank :: self.world_size]
 
     def state_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "epoch": self.epoch, "position": self.position}

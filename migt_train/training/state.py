@@ -2,7 +2,13 @@
 incompatible), and which files are written after an epoch (top-k, best.pt, then last.pt).
 
 Checkpoint `model` is always the state_dict to predict with: the weight average where there is one
-(what validation scored), with the raw weights the optimizer continues from in `train_model`."""
+(what validation scored), with the raw weights the optimizer continues from in `train_model`.
+
+RNG under DDP: `rng` is rank 0's state (what a single process resumes with), `rng_ranks` every
+rank's, gathered to each rank (state_dict() is a collective: all ranks call it). On resume rank r
+takes `rng_ranks[r]`; a rank the checkpoint has no state for (resuming on more processes than it
+was written on) is seeded afresh from (seed + global_step, rank); states of ranks beyond the new
+world size are dropped. Model, optimizer and sampler state are the same on every rank."""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from migt_train.errors import MigtError
+from migt_train.runtime import all_gather_objects, seed_everything
 from migt_train.io import save_torch
 from migt_train.training.checkpoint import FORMAT_VERSION, TopK, capture_rng, load_checkpoint, restore_rng
 
@@ -81,7 +88,7 @@ class TrainState:
             "scaler": t.scaler.state_dict() if t.scaler.is_enabled() else None,
             "early_stopping": t.early.state_dict(),
             **t.progress.state_dict(),
-            "rng": capture_rng(),
+            **self._rng(),
             "sampler": t.sampler.state_dict(),
             "topk": t.topk.state_dict(),
             "config": t.run_config,
@@ -93,6 +100,18 @@ class TrainState:
             "input_scaling": {"mean": m.input_mean.detach().cpu(), "std": m.input_std.detach().cpu()},
             "target_scaling": {"mean": m.target_mean.detach().cpu(), "std": m.target_std.detach().cpu()},
         }
+
+    def _rng(self) -> dict[str, Any]:
+        ranks = all_gather_objects(capture_rng())
+        return {"rng": ranks[0], "rng_ranks": ranks}
+
+    def _restore_rng(self, ckpt: Mapping[str, Any]) -> None:
+        rank = self.t.runtime.dist.rank
+        saved = ckpt.get("rng_ranks") or [ckpt["rng"]]
+        if rank < len(saved):
+            restore_rng(saved[rank])
+        else:
+            seed_everything(self.t.seed + int(ckpt["global_step"]), rank)
 
     def restore(self, path: Path) -> None:
         t = self.t
@@ -122,7 +141,7 @@ class TrainState:
             t.topk.load_state_dict(ckpt["topk"])
             t.sampler.load_state_dict(ckpt["sampler"])
             t.progress.load_state_dict(ckpt)
-            restore_rng(ckpt["rng"])
+            self._restore_rng(ckpt)
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
             raise MigtError(f"{path}: incompatible checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:300]})") from e
 

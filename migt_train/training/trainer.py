@@ -18,10 +18,19 @@ Design notes (why, not what):
   the sampler's (epoch, position), the epoch's on-device loss sums and every RNG state. The epoch's
   batch order is rebuilt from (seed, epoch), so resuming continues bit-for-bit where it stopped.
 - File writes, log lines and logger calls happen on the main process only (runtime.is_main).
+- DDP (torchrun): the optimizer steps the raw model; forward/backward go through the DDP wrapper,
+  which all-reduces gradients on the last micro-batch of a group only (no_sync before). Micro-batch
+  i on a rank is weighted n_i * W / N_group(global), so DDP's mean over W ranks is the gradient of
+  the whole global group. Every decision that ends a step or the run is taken from all-reduced
+  values: the per-step flags (loss finite, grad finite, stop requested on any rank) are one
+  3-element all-reduce in place of the single-process sync; loss sums and sample counts are
+  reduced at log/epoch ends; validation is sharded and its predictions gathered, so val loss,
+  metrics, early stopping and divergence are the same numbers on every rank.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -36,7 +45,7 @@ from migt_train.data.market import MarketData
 from migt_train.errors import MigtError
 from migt_train.evaluation.metrics import quantile_metrics
 from migt_train.inference import infer
-from migt_train.runtime import Runtime, seed_everything
+from migt_train.runtime import Runtime, all_gather_rows, all_reduce, seed_everything, shard, wrap_ddp
 from migt_train.training.checkpoint import TopK
 from migt_train.training import divergence
 from migt_train.training.config import TrainerConfig
@@ -75,7 +84,8 @@ class _Sums:
         self.n += n
 
     def mean(self) -> float:
-        s, c = torch.stack([self.loss, self.n]).tolist()
+        """Mean over all ranks (a collective under DDP: every rank calls it at the same point)."""
+        s, c = all_reduce(torch.stack([self.loss, self.n])).tolist()
         return s / c if c else math.nan
 
 
@@ -116,7 +126,7 @@ class Trainer:
         self.runtime = runtime or Runtime.create(config.device, config.mixed_precision, config.amp_dtype)
         self.device, self.precision = self.runtime.device, self.runtime.precision
         self.is_main = self.runtime.is_main
-        self.data = data
+        self.data = data.to(self.device)  # resident on a GPU: batches are gathered there (step.gather)
         self.run_dir = Path(run_dir)
         self.seed = int(seed)
         self.logger = logger
@@ -131,6 +141,13 @@ class Trainer:
         self.optimizer = optimizer(self.params)
         self.scheduler = scheduler(self.optimizer)
         dist = self.runtime.dist
+        if config.batch_size < dist.world_size:
+            raise MigtError(f"config key 'trainer.batch_size': the global batch ({config.batch_size}) must be at "
+                            f"least the number of processes ({dist.world_size})")
+        if len(data.splits["val"]) < dist.world_size:
+            raise MigtError(f"data: the val split ({len(data.splits['val'])} samples) is smaller than the number "
+                            f"of processes ({dist.world_size})")
+        self.net = wrap_ddp(self.model, self.runtime)  # forward/backward; self.model owns state
         self.sampler = EpochSampler(data.splits["train"], config.batch_size, self.seed, config.limit_train_batches,
                                     rank=dist.rank, world_size=dist.world_size)
         self.early = EarlyStopping(config.early_stopping_patience, config.early_stopping_min_delta or 0.0)
@@ -139,6 +156,8 @@ class Trainer:
         self.progress = Progress()
         self.state = TrainState(self)
         self.stop = StopSignal()
+        self.stop_all = False  # any rank asked to stop (all-reduced with the step flags)
+        self._flag = torch.tensor([0.0, 1.0], device=self.device).unbind()
 
     def _log(self, metrics: dict[str, float], step: int) -> None:
         if self.logger is not None and self.is_main:
@@ -165,8 +184,12 @@ class Trainer:
         if self.scaler.is_enabled():
             self.scaler.unscale_(self.optimizer)
         norm = total_norm(self.params, self.cfg.gradient_clip_norm, self.device)
-        # the one host sync per optimizer step (see module notes)
-        loss_ok, grad_ok = torch.stack([group_ok, torch.isfinite(norm)]).tolist()
+        # the one host sync per optimizer step (see module notes); min over ranks: any rank's
+        # non-finite loss or stop request counts for all
+        go_on = self._flag[0 if self.stop.requested else 1]  # device constants: no host copy per step
+        flags = all_reduce(torch.stack([group_ok.float(), torch.isfinite(norm).float(), go_on]), "min")
+        loss_ok, grad_ok, go_on_all = (bool(v) for v in flags.tolist())
+        self.stop_all = self.stop_all or not go_on_all
         stepped = False
         if self.scaler.is_enabled():
             if loss_ok:
@@ -214,6 +237,9 @@ class Trainer:
         seconds_before = mid["seconds"] if mid else 0.0
         window, win_samples, win_t0 = _Sums(dev), 0, time.perf_counter()
 
+        if mid and not self.is_main:  # the saved sums are global: rank 0 carries them on
+            total, train_samples = _Sums(dev), 0
+        world = self.runtime.dist.world_size
         accum = self.cfg.gradient_accumulation_steps
         n_batches = len(self.sampler)
         self.model.train()
@@ -223,15 +249,20 @@ class Trainer:
         it = iter(self.sampler)
         try:
             while self.sampler.position < n_batches:
+                first = self.sampler.position
                 group = [next(it) for _ in range(min(accum, n_batches - self.sampler.position))]
-                n_group = sum(len(r) for r in group)
+                n_group = sum(self.sampler.global_size(first + i) for i in range(len(group)))
                 group_ok = torch.ones((), dtype=torch.bool, device=dev)
-                for rows in group:
-                    _, loss = loss_step(self.model, self.loss_fn, gather(self.data, rows, dev), self.precision)
-                    finite = torch.isfinite(loss)
-                    group_ok &= finite
+                for i, rows in enumerate(group):
                     n = len(rows)
-                    self.scaler.scale(loss * (n / n_group)).backward()
+                    if n == 0:  # the epoch's short last batch has no row for this rank: a weight-0
+                        rows = self.data.splits["train"][:1]  # step keeps it in the gradient all-reduce
+                    sync = i == len(group) - 1 or world == 1
+                    with contextlib.nullcontext() if sync else self.net.no_sync():
+                        _, loss = loss_step(self.net, self.loss_fn, gather(self.data, rows, dev), self.precision)
+                        self.scaler.scale(loss * (n * world / n_group)).backward()
+                    finite = torch.isfinite(loss) | (n == 0)
+                    group_ok &= finite
                     contrib, fn = torch.where(finite, loss.detach().double() * n, 0.0), finite.double() * n
                     total.add(contrib, fn)
                     window.add(contrib, fn)
@@ -252,11 +283,13 @@ class Trainer:
                                         sps=f"{metrics['train/samples_per_second']:.0f}")
                     window, win_samples, win_t0 = _Sums(dev), 0, time.perf_counter()
 
-                if self.stop.requested:
+                if self.stop_all:
+                    sums = all_reduce(torch.stack([total.loss, total.n, torch.tensor(float(train_samples),
+                                                   dtype=torch.float64, device=dev)])).cpu()
                     p.mid_epoch = {
                         "epoch": epoch, "position": self.sampler.position,
-                        "loss_sum": total.loss.detach().cpu(), "finite_samples": total.n.detach().cpu(),
-                        "train_samples": train_samples, "nonfinite_steps": nonfinite_epoch,
+                        "loss_sum": sums[0].clone(), "finite_samples": sums[1].clone(),
+                        "train_samples": int(sums[2]), "nonfinite_steps": nonfinite_epoch,
                         "seconds": seconds_before + time.perf_counter() - t0,
                     }
                     self.files.save_last(self.state.state_dict())
@@ -265,6 +298,7 @@ class Trainer:
             if bar is not None:
                 bar.close()
         p.mid_epoch = None
+        train_samples = int(all_reduce(torch.tensor(float(train_samples), dtype=torch.float64, device=dev)))
         return {"train_loss": total.mean(), "train_samples": train_samples, "nonfinite_steps": nonfinite_epoch,
                 "train_seconds": seconds_before + time.perf_counter() - t0}
 
@@ -277,9 +311,21 @@ class Trainer:
         return self._validate(split)
 
     def _validate(self, split: str) -> tuple[float, dict[str, Any]]:
-        res = infer(self.model, self.data, self.data.splits[split], self.cfg.eval_batch_size, self.device,
-                    self.precision, self.loss_fn, progress=split if self.cfg.progress and self.is_main else None)
-        return res.loss, quantile_metrics(res.quantiles, res.targets, self.levels, self.data.horizon_names)
+        """Each rank forecasts its contiguous shard; the loss sums are reduced and the forecasts
+        gathered in row order, so every rank gets the single-process loss and metrics."""
+        rows = self.data.splits[split]
+        mine = shard(rows, self.runtime.dist)
+        res = infer(self.model, self.data, mine, self.cfg.eval_batch_size, self.device, self.precision, self.loss_fn,
+                    progress=split if self.cfg.progress and self.is_main else None)
+        loss_sum = all_reduce(torch.tensor(res.loss * len(mine), dtype=torch.float64, device=self.device))
+        q, y = all_gather_rows(res.quantiles), all_gather_rows(res.targets)
+        return float(loss_sum) / len(rows), quantile_metrics(q, y, self.levels, self.data.horizon_names)
+
+    def _stop_requested(self) -> bool:
+        """Whether any rank has been asked to stop (a collective under DDP)."""
+        local = torch.tensor(1.0 if self.stop.requested or self.stop_all else 0.0, device=self.device)
+        self.stop_all = bool(all_reduce(local, "max"))
+        return self.stop_all
 
     # -- fit --------------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -352,7 +398,7 @@ class Trainer:
                 seconds_before = p.mid_epoch["seconds"] if p.mid_epoch and p.mid_epoch["epoch"] == epoch else 0.0
                 train = self._train_epoch(epoch)
                 self._end_epoch(epoch, train, seconds_before + time.perf_counter() - t0)
-                if self.stop.requested:
+                if self._stop_requested():
                     self._interrupt()
         stopped_early = self.early.should_stop and p.epoch < self.cfg.max_epochs
         if stopped_early:
