@@ -199,7 +199,7 @@ def test_anchored_file_uses_stored_fit_causally(anchored):
     bars = configured_bars(run.cfg.data).tail(2000).reset_index(drop=True)
     wild = bars.copy()
     cut = 1500
-    base = calm["close"].iloc[cut]
+    base = wild["close"].iloc[cut]
     for c in ("open", "high", "low", "close"):  # the later bars move 3x as much around the same level
         wild.loc[cut:, c] = base * np.exp(3.0 * np.log(wild.loc[cut:, c] / base))
     a, b = run.market(bars, last=None), run.market(wild, last=None)
