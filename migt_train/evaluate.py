@@ -35,14 +35,23 @@ def _one_line(e: Exception) -> str:
     return " ".join(str(e).split())
 
 
+def _has_key(cfg: Any, key: str) -> bool:
+    """Whether the dotted key is in the config, whatever its value (a key set to null exists: OmegaConf.select
+    answers its default for it, as for an absent key)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None, throw_on_missing=False) if parent else cfg
+    return isinstance(node, DictConfig) and leaf in node
+
+
 def _apply_overrides(cfg: Any, overrides: list[Any]) -> Any:
     """Existing keys only, unless prefixed with '+' (Hydra's rule), so a typo cannot pass silently."""
     from omegaconf import OmegaConf
 
-    missing = object()
     for o in overrides:
         key = o.key_or_group
-        exists = OmegaConf.select(cfg, key, default=missing, throw_on_missing=False) is not missing
+        exists = _has_key(cfg, key)
         if not exists and not (o.is_add() or o.is_force_add()):
             raise MigtError(f"override {key}: no such key in config.yaml (prefix it with + to add it)")
         if exists and o.is_add():
@@ -146,6 +155,23 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, 
     return cfg, ckpt, ckpt_path, _levels(cfg)
 
 
+def run_anchor_fit(run_dir: Path, cfg: Any) -> Any:
+    """The run's stored volatility anchor fit (data.vol_anchor.AnchorFit) when its data config turns the
+    anchor on, else None. A model trained on the anchor or the release features never runs without them."""
+    model, data = cfg.get("model") or {}, cfg.data
+    if model.get("vol_anchor") and not data.get("vol_anchor"):
+        raise MigtError("data.vol_anchor: the model was trained with the volatility anchor (model.vol_anchor=true); "
+                        "it cannot forecast without it (drop the data.vol_anchor override)")
+    if int(model.get("n_event_features") or 0) and not data.get("event_calendar"):
+        raise MigtError("data.event_calendar: the model was trained with the release features "
+                        f"(model.n_event_features={model.get('n_event_features')}); it cannot forecast without them")
+    if not data.get("vol_anchor"):
+        return None
+    from migt_train.data.vol_anchor import read_anchor_fit
+
+    return read_anchor_fit(run_dir)
+
+
 def load_model(cfg: Any, ckpt: dict, ckpt_path: Path, n_features: int) -> Any:
     """The config's model with best.pt's weights (its feature and target scaling included), on the CPU."""
     import torch
@@ -188,7 +214,7 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     ev = _merged(EvaluationConfig, cfg.get("evaluation"), "evaluation")
     device = resolve_device(ev.device, key="evaluation.device")
     precision = run_precision(cfg, device)
-    data = load_market(cfg.data)
+    data = load_market(cfg.data, anchor_fit=run_anchor_fit(run_dir, cfg))
     model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)
 
     out_dir = _new_eval_dir(run_dir)

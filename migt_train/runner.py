@@ -102,6 +102,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
     import torch
 
     from migt_train.data import load_market
+    from migt_train.data.vol_anchor import ANCHOR_FILE
     from migt_train.evaluation.report import evaluate_run
     from migt_train.training import Trainer, TrainerConfig, load_checkpoint
 
@@ -126,6 +127,8 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
         data.source, *data.features.shape,
         "/".join(str(len(data.splits[k])) for k in ("train", "val", "test")), time.time() - t0,
     )
+    if data.anchor_fit is not None and runtime.is_main:  # forecasts on other bars filter them with the training fit, never a refit
+        write_json(run_dir / ANCHOR_FILE, data.anchor_fit.to_json())
     if data.rolls is not None and runtime.is_main:  # a file's contracts and roll dates travel with the run
         write_json(run_dir / "rolls.json", data.rolls)
         if data.rolls.get("rolls"):

@@ -26,12 +26,13 @@ class Run:
     levels: list[float]
     device: torch.device
     batch_size: int = 128
+    anchor_fit: Any = None  # data.vol_anchor.AnchorFit: the run's stored volatility anchor (data.vol_anchor)
 
     def market(self, frame: pd.DataFrame | None = None, last: int | None = 1):
         """The MarketData a forecast reads (see data.latest.latest_market)."""
         from migt_train.data.latest import latest_market
 
-        return latest_market(self.cfg.data, table=frame, last=last)
+        return latest_market(self.cfg.data, table=frame, last=last, anchor_fit=self.anchor_fit)
 
     def predict(self, frame: pd.DataFrame | None = None, last: int | None = 1) -> pd.DataFrame:
         """Forecasts from the last `last` bars (every bar with a full lookback when None) of `frame` (a
@@ -61,12 +62,13 @@ def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torc
     """A run directory (config.yaml + checkpoints/best.pt) -> Run. `overrides`: key=value strings applied to
     the run's config, as for the evaluate CLI (e.g. data.path=other.csv)."""
     from migt_train.data.features import FEATURE_NAMES
-    from migt_train.evaluate import load_model, load_run_config, run_precision
+    from migt_train.evaluate import load_model, load_run_config, run_anchor_fit, run_precision
     from migt_train.runtime import resolve_device
 
     run_dir = Path(path)
     cfg, ckpt, ckpt_path, levels = load_run_config(run_dir, overrides)
+    anchor_fit = run_anchor_fit(run_dir, cfg)
     dev = resolve_device(device, key="device")
     model = load_model(cfg, ckpt, ckpt_path, len(FEATURE_NAMES)).to(dev).eval()
     ev = cfg.get("evaluation") or {}
-    return Run(run_dir, cfg, model, run_precision(cfg, dev), levels, dev, int(ev.get("batch_size") or 128))
+    return Run(run_dir, cfg, model, run_precision(cfg, dev), levels, dev, int(ev.get("batch_size") or 128), anchor_fit)

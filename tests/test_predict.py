@@ -129,3 +129,134 @@ def test_predict_errors(trained, tmp_path, capsys):
 def test_import_stays_light():
     code = "import sys, migt_train; assert 'torch' not in sys.modules and 'pandas' not in sys.modules; migt_train.load_run"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+# --- anchored runs: data.vol_anchor + data.event_calendar on the synthetic market (the quickstart default) ---
+
+
+@pytest.fixture(scope="module")
+def anchored(tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("anchored")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "experiment=smoke", "data.vol_anchor=true", "data.event_calendar=true",
+         f"data.cache_dir={cwd / 'cache'}", f"hydra.run.dir={cwd / 'run'}"],
+        cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cwd / "run"
+
+
+def _quantiles(f: pd.DataFrame) -> np.ndarray:
+    return f[[f"q_{lv}" for lv in LEVELS]].to_numpy(np.float64)
+
+
+def test_anchored_run_stores_its_fit(anchored):
+    from migt_train.data.vol_anchor import read_anchor_fit
+
+    fit = read_anchor_fit(anchored)
+    assert fit.releases is not None and fit.releases.shape == (3, 13)
+    assert len(fit.garch.profile) == 288 and 0 < fit.garch.persistence < 1
+
+
+def test_anchored_same_numerics_as_evaluation(anchored):
+    """On the run's own (synthetic) market, the forecasts equal the test predictions the run wrote."""
+    f = migt_train.load_run(anchored).predict(None, last=None)
+    pred = pd.read_parquet(anchored / "predictions.parquet")
+    merged = pred.merge(f, on=["timestamp", "horizon"], suffixes=("", "_f"))
+    assert len(merged) == len(pred) > 0 and (merged["row"] == merged["row_f"]).all()
+    for lv in LEVELS:
+        np.testing.assert_allclose(merged[f"q_{lv}"], merged[f"q_{lv}_f"], rtol=1e-5, atol=1e-7)
+
+
+def test_anchored_latest_forecast_own_market_and_file(anchored, tmp_path, capsys):
+    """`predict <run>` on a synthetic run forecasts from its own market's latest bar; the exported bars as a
+    file (data.path on a config where it is null) give the same forecast."""
+    from migt_train.export import export_bars
+
+    assert predict_main([str(anchored)]) == 0
+    assert "4h" in capsys.readouterr().out
+    (fdir,) = list((anchored / "forecasts").iterdir())
+    own = pd.read_parquet(fdir / "forecasts.parquet")
+    q = _quantiles(own)
+    assert q.shape == (5, 7) and np.isfinite(q).all() and (np.diff(q, axis=1) >= 0).all()
+    assert own["target"].isna().all()
+
+    csv, _ = export_bars(tmp_path / "bars.csv", ["experiment=smoke", f"data.cache_dir={tmp_path / 'cache'}"])
+    assert predict_main([str(anchored), "data.source=ohlcv", f"data.path={csv}"]) == 0
+    capsys.readouterr()
+    newest = sorted((anchored / "forecasts").iterdir())[-1]
+    from_file = pd.read_parquet(newest / "forecasts.parquet")
+    assert (from_file["timestamp"] == own["timestamp"]).all()
+    np.testing.assert_allclose(_quantiles(from_file), q, rtol=1e-5, atol=1e-7)
+
+
+def test_anchored_file_uses_stored_fit_causally(anchored):
+    """Another file is filtered with the stored parameters: changing its later bars leaves the earlier rows'
+    anchor untouched (a refit on the file would move every row)."""
+    from migt_train.export import configured_bars
+
+    run = migt_train.load_run(anchored)
+    bars = configured_bars(run.cfg.data).tail(2000).reset_index(drop=True)
+    wild = bars.copy()
+    cut = 1500
+    base = wild["close"].iloc[cut]
+    for c in ("open", "high", "low", "close"):  # the later bars move 3x as much around the same level
+        wild.loc[cut:, c] = base * np.exp(3.0 * np.log(wild.loc[cut:, c] / base))
+    a, b = run.market(bars, last=None), run.market(wild, last=None)
+    assert a.anchor_fit is run.anchor_fit
+    early = np.flatnonzero(a.timestamps < np.datetime64(bars["timestamp"].iloc[cut - 48]))
+    assert len(early) > 1000
+    assert torch_equal(a.vol_anchor[early], b.vol_anchor[early])
+    assert not torch_equal(a.vol_anchor, b.vol_anchor)
+    fa, fb = run.predict(bars), run.predict(wild)
+    assert (fa["q_0.94"] - fa["q_0.05"]).to_numpy().max() < (fb["q_0.94"] - fb["q_0.05"]).to_numpy().max()
+
+
+def torch_equal(x, y) -> bool:
+    return bool((x == y).all())
+
+
+def test_anchored_run_never_runs_without_its_anchor(anchored, tmp_path, capsys):
+    import shutil
+
+    assert predict_main([str(anchored), "data.vol_anchor=false"]) == 2
+    assert "model.vol_anchor=true" in capsys.readouterr().err
+    assert predict_main([str(anchored), "data.event_calendar=false"]) == 2
+    assert "release features" in capsys.readouterr().err
+    old = shutil.copytree(anchored, tmp_path / "old", ignore=shutil.ignore_patterns("forecasts", "evaluations"))
+    (old / "vol_anchor.json").unlink()  # a run from before the fit was stored
+    assert predict_main([str(old)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "vol_anchor.json: not found" in err
+    with pytest.raises(MigtError, match="vol_anchor.json: not found"):
+        evaluate_checkpoint(old, [])
+
+
+def test_anchored_evaluate_on_file(anchored, tmp_path):
+    """The evaluate CLI on another file of an anchored synthetic run: data.path (null in config.yaml) is a plain
+    override, and the file is scored with the stored anchor (no training split to refit on)."""
+    from migt_train.export import export_bars
+
+    csv, n = export_bars(tmp_path / "bars.parquet", ["experiment=smoke", f"data.cache_dir={tmp_path / 'cache'}"])
+    out, m = evaluate_checkpoint(anchored, ["data.source=ohlcv", f"data.path={csv}"])
+    assert m["n_test_samples"] > 0.7 * n
+    assert np.isfinite(m["test"]["pinball_loss"])
+
+
+def test_overrides_of_null_keys():
+    from omegaconf import OmegaConf
+
+    from migt_train.evaluate import _apply_overrides, _parse_overrides
+
+    cfg = OmegaConf.create({"data": {"path": None, "split": {"by": "fraction"}}})
+    _apply_overrides(cfg, _parse_overrides(["data.path=x.csv"]))
+    assert cfg.data.path == "x.csv"
+    cfg.data.path = None
+    with pytest.raises(MigtError, match=r"\+data.path: the key exists already"):
+        _apply_overrides(cfg, _parse_overrides(["+data.path=x.csv"]))
+    with pytest.raises(MigtError, match="data.nokey: no such key"):
+        _apply_overrides(cfg, _parse_overrides(["data.nokey=1"]))
+    with pytest.raises(MigtError, match="data.split.nokey.deeper: no such key"):
+        _apply_overrides(cfg, _parse_overrides(["data.split.nokey.deeper=1"]))
+    _apply_overrides(cfg, _parse_overrides(["+data.symbol=NQ", "++data.path=y.csv"]))
+    assert cfg.data.symbol == "NQ" and cfg.data.path == "y.csv"

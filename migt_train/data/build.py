@@ -26,7 +26,7 @@ from migt_train.data.schema import DataSchema, SplitSchema, setting
 from migt_train.data.splits import check_split_config, make_splits
 from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
 from migt_train.data.targets import horizon_name, log_return_targets, sample_rows, segment_first_rows, window_starts
-from migt_train.data.vol_anchor import volatility_anchor
+from migt_train.data.vol_anchor import AnchorFit, apply_anchor, fit_anchor
 from migt_train.errors import MigtError
 
 log = logging.getLogger(__name__)
@@ -234,8 +234,9 @@ def check_data_config(cfg: Any, training: bool = True) -> None:
         synthetic_config(_get(cfg, "synthetic"))
 
 
-def load_market(cfg: Any) -> MarketData:
-    """cfg: the data config (DictConfig or mapping) -> MarketData."""
+def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
+    """cfg: the data config (DictConfig or mapping) -> MarketData. anchor_fit: a trained run's volatility
+    anchor (data.vol_anchor), applied with its parameters fixed instead of fitting one on these bars."""
     s = _settings(cfg)
     syn: SyntheticConfig | None = None
     raw: pd.DataFrame | None = None
@@ -296,9 +297,10 @@ def load_market(cfg: Any) -> MarketData:
         state = {c: raw[c].to_numpy(np.float64)[idx] for c in STATE_COLUMNS}
         oracle = SyntheticOracle(state["_bar_var"], state["_sv"], state["_garch_next"], s.horizons, syn, s.bar_minutes)
 
-    horizon_context = _horizon_context(s, frame, ts, info, start, splits)
+    context, fit = _horizon_context(s, frame, ts, info, start, splits, anchor_fit)
     return MarketData(
-        **horizon_context,
+        **context,
+        anchor_fit=fit,
         features=torch.from_numpy(np.ascontiguousarray(frame[FEATURE_NAMES].to_numpy(np.float32))),
         feature_names=list(FEATURE_NAMES),
         timestamps=ts,
@@ -321,23 +323,41 @@ def load_market(cfg: Any) -> MarketData:
 
 
 def _horizon_context(s: _Settings, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
-                     splits: dict) -> dict[str, torch.Tensor]:
+                     splits: dict, fit: AnchorFit | None) -> tuple[dict[str, torch.Tensor], AnchorFit | None]:
     """What a forecaster knows at each row about the horizons ahead, when switched on: the causal
-    volatility anchor (fitted on the bars the training windows see; with the release calendar on, it
-    includes the releases' announcement effects) and the scheduled-release features."""
-    out: dict[str, torch.Tensor] = {}
-    events = event_bars(ts, s.bar_minutes) if s.event_calendar else None
-    if s.vol_anchor:
+    volatility anchor (fitted on the bars the training windows see unless a trained run's fit is given;
+    with the release calendar on, it includes the releases' announcement effects) and the scheduled-release
+    features."""
+    fit_bars = None
+    if s.vol_anchor and fit is None:
         train = splits["train"]
         if len(train) == 0:
             raise MigtError("data.vol_anchor: the training split is empty (0 rows); nothing to fit the anchor on")
         fit_bars = slice(int(start[train[0]]), int(train[-1]) + 1)
-        anchor, _ = volatility_anchor(frame["log_return"].to_numpy(np.float64), info["bar_in_day"], fit_bars,
-                                      24 * 60 // s.bar_minutes, s.horizons, events)
-        out["vol_anchor"] = torch.from_numpy(anchor)
+    return horizon_context(s, ts, frame["log_return"].to_numpy(np.float64), info["bar_in_day"], fit, fit_bars)
+
+
+def horizon_context(s: _Settings, ts: np.ndarray, returns: np.ndarray, bar_in_day: np.ndarray, fit: AnchorFit | None,
+                    fit_bars: slice | None = None, future: np.ndarray | None = None
+                    ) -> tuple[dict[str, torch.Tensor], AnchorFit | None]:
+    """-> ({vol_anchor, events} as switched on, the anchor fit). `fit`: a trained run's fit, filtered with its
+    parameters fixed (else fitted on fit_bars). `future`: open times of the bars after the last row (their
+    calendar is known in advance), so the last rows' horizons see the releases and bars of day ahead."""
+    n = len(ts)
+    out: dict[str, torch.Tensor] = {}
+    if future is not None and len(future):
+        ts = np.concatenate([ts, future.astype(ts.dtype)])
+        bar_in_day = np.concatenate([bar_in_day, time_info(future, s.tz, s.session_start, s.bar_minutes)["bar_in_day"]])
+        returns = np.concatenate([returns, np.zeros(len(future))])  # never read: row t's anchor uses bars <= t
+    events = event_bars(ts, s.bar_minutes) if s.event_calendar else None
+    if s.vol_anchor:
+        if fit is None:
+            assert fit_bars is not None
+            fit = fit_anchor(returns, bar_in_day, fit_bars, 24 * 60 // s.bar_minutes, events)
+        out["vol_anchor"] = torch.from_numpy(np.ascontiguousarray(apply_anchor(fit, returns, bar_in_day, s.horizons, events)[:n]))
     if s.event_calendar:
-        out["events"] = torch.from_numpy(event_features(events, s.horizons, s.bar_minutes))
-    return out
+        out["events"] = torch.from_numpy(np.ascontiguousarray(event_features(events, s.horizons, s.bar_minutes)[:n]))
+    return out, fit
 
 
 def _long(a: np.ndarray) -> torch.Tensor:

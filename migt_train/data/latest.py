@@ -10,34 +10,65 @@ import numpy as np
 import pandas as pd
 import torch
 
-from migt_train.data.build import _long, _settings, featurise, series_bars
+from migt_train.data.build import _long, _settings, featurise, horizon_context, series_bars, synthetic_bars, synthetic_config
 from migt_train.data.calendar import time_info
 from migt_train.data.features import FEATURE_NAMES, FEATURE_WARMUP
 from migt_train.data.market import MarketData
 from migt_train.data.ohlcv import parse_ohlcv, read_ohlcv
 from migt_train.data.targets import horizon_name, log_return_targets, segment_first_rows, window_starts
+from migt_train.data.vol_anchor import AnchorFit
 from migt_train.errors import MigtError
 
 SPLIT = "forecast"
+OHLCV_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
 
 
-def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None = 1) -> MarketData:
+def future_bar_starts(ts: np.ndarray, n: int, s: _Settings) -> np.ndarray:
+    """Open times of the n bars after the last one: the next slots of the bar grid whose (weekday, bar of
+    day) the bars have traded in (so weekends and the daily break are skipped as the data skips them;
+    exchange holidays are not known). Their calendar is public in advance: the releases and bars of day
+    inside the last rows' horizons."""
+    step = np.timedelta64(s.bar_minutes, "m").astype("timedelta64[ns]")
+    slots = n + 8 * 24 * 60 // s.bar_minutes  # n traded bars lie within the next n bars plus a long weekend
+    seen_info = time_info(ts, s.tz, s.session_start, s.bar_minutes)
+    seen = set(zip(seen_info["day_of_week"].tolist(), seen_info["bar_in_day"].tolist()))
+    grid = ts[-1] + step * np.arange(1, slots + 1)
+    info = time_info(grid, s.tz, s.session_start, s.bar_minutes)
+    keys = info["day_of_week"] * (24 * 60 // s.bar_minutes) + info["bar_in_day"]
+    seen_keys = np.array([d * (24 * 60 // s.bar_minutes) + b for d, b in seen], dtype=np.int64)
+    traded = np.isin(keys, seen_keys)
+    if traded.sum() < n:  # a short file has not shown every weekday yet: any traded bar of day will do
+        traded = np.isin(info["bar_in_day"], seen_info["bar_in_day"])
+    return grid[traded][:n]
+
+
+def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None = 1,
+                  anchor_fit: AnchorFit | None = None) -> MarketData:
     """cfg: the run's data config (its data.path is read unless `table` is given: a frame as read_ohlcv
-    would read the file). -> MarketData whose `splits["forecast"]` holds the last `last` rows that have a
-    full lookback in the latest contract segment (all such rows of every segment when last is None).
-    Targets are the realised log returns where the data reaches far enough, NaN where the future is unknown.
+    would read the file; with data.source=synthetic and no table, the run's own synthetic market).
+    anchor_fit: the run's stored volatility anchor, required when data.vol_anchor is on (filtered through
+    these bars with its parameters fixed, never refitted). -> MarketData whose `splits["forecast"]` holds
+    the last `last` rows that have a full lookback in the latest contract segment (all such rows of every
+    segment when last is None). Targets are the realised log returns where the data reaches far enough,
+    NaN where the future is unknown.
     """
     s = _settings(cfg, need_path=table is None)
-    if s.source != "ohlcv" and table is None:
-        raise MigtError(f"data.source={s.source}: forecasts need bars: pass a frame or data.path of a file")
-    if table is None:
-        path = Path(str(s.path)).expanduser()
-        source = str(path)
-        raw = read_ohlcv(path, sort=s.sort, timezone=s.timezone)
+    if s.vol_anchor and anchor_fit is None:
+        raise MigtError("data.vol_anchor: the model forecasts from the volatility anchor fitted on its training bars, "
+                        "but no stored fit was given (load the run with migt_train.load_run)")
+    if table is None and s.source == "synthetic":
+        source = "synthetic market"
+        raw = synthetic_bars(synthetic_config(cfg.get("synthetic")), s)
+        bars, segment, record = raw[OHLCV_COLUMNS].reset_index(drop=True), np.zeros(len(raw), np.int64), None
     else:
-        source = "frame"
-        raw = parse_ohlcv(table, source, sort=s.sort, timezone=s.timezone)
-    bars, segment, record = series_bars(raw, s, source)
+        if table is None:
+            path = Path(str(s.path)).expanduser()
+            source = str(path)
+            raw = read_ohlcv(path, sort=s.sort, timezone=s.timezone)
+        else:
+            source = "frame"
+            raw = parse_ohlcv(table, source, sort=s.sort, timezone=s.timezone)
+        bars, segment, record = series_bars(raw, s, source)
     if last is not None:  # only the latest contract matters; its earlier bars still warm up the features
         keep = segment == segment[-1]
         bars, segment = bars[keep].reset_index(drop=True), segment[keep]
@@ -57,7 +88,12 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
         )
     info = time_info(ts, s.tz, s.session_start, s.bar_minutes)
     targets = log_return_targets(frame["_close"].to_numpy(), s.horizons, seg)
+    future = future_bar_starts(ts, max(s.horizons), s) if s.vol_anchor or s.event_calendar else None
+    context, _ = horizon_context(s, ts, frame["log_return"].to_numpy(np.float64), info["bar_in_day"], anchor_fit,
+                                 future=future)
     market = MarketData(
+        **context,
+        anchor_fit=anchor_fit,
         features=torch.from_numpy(np.ascontiguousarray(frame[FEATURE_NAMES].to_numpy(np.float32))),
         feature_names=list(FEATURE_NAMES),
         timestamps=ts,

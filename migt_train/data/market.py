@@ -56,6 +56,8 @@ class MarketData:
     # scheduled-release features (data.event_calendar; E = 0 when off)
     vol_anchor: torch.Tensor | None = None
     events: torch.Tensor | None = None
+    # the fitted volatility anchor (data.vol_anchor: data.vol_anchor.AnchorFit; a run stores it as vol_anchor.json)
+    anchor_fit: Any = None
     _steps: torch.Tensor = field(init=False, repr=False)
     _full: torch.Tensor = field(init=False, repr=False)
 

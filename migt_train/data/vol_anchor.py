@@ -15,14 +15,20 @@ the volatility level) and multiplies the variance of the release bars inside eac
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from migt_train.data.events import EVENT_CLASSES, EVENT_GROUPS
 from migt_train.data.volatility import GarchTOD
+from migt_train.errors import MigtError
 
 RELEASE_LAGS = 12  # bars after a release (the release bar is lag 0) that get their own multiplier
+ANCHOR_FIT_VERSION = 1  # layout of AnchorFit.to_json (a run's vol_anchor.json)
+ANCHOR_FILE = "vol_anchor.json"  # in a run directory, next to checkpoints/
 RELEASE_PRIOR = 5.0  # shrinkage: pseudo-observations at multiplier 1 per (group, lag)
 
 
@@ -41,42 +47,108 @@ def release_lags(events: np.ndarray, max_lag: int = RELEASE_LAGS) -> np.ndarray:
     return out
 
 
-def release_multiplier(u: np.ndarray, lags: np.ndarray, fit_bars: slice, prior: float = RELEASE_PRIOR) -> np.ndarray:
-    """u (N,) squared profile-normalised returns, lags (G, N) -> (N,) variance multiplier, 1 away from
-    releases: 1 + sum over groups of (m[g, lag] - 1), m estimated on fit_bars with shrinkage to 1."""
+def release_table(u: np.ndarray, lags: np.ndarray, fit_bars: slice, prior: float = RELEASE_PRIOR) -> np.ndarray:
+    """u (N,) squared profile-normalised returns, lags (G, N) -> (G, RELEASE_LAGS + 1) variance multiplier
+    per group and bar after the release, estimated on fit_bars with shrinkage to 1."""
     fit_u, fit_lags = u[fit_bars], lags[:, fit_bars]
     quiet = (fit_lags < 0).all(axis=0)
     base = float(fit_u[quiet].mean()) if quiet.any() else float(fit_u.mean())
-    mult = np.ones(len(u))
+    table = np.ones((lags.shape[0], RELEASE_LAGS + 1))
     for g in range(lags.shape[0]):
-        sums = np.bincount(fit_lags[g][fit_lags[g] >= 0], weights=fit_u[fit_lags[g] >= 0], minlength=RELEASE_LAGS + 1)
-        counts = np.bincount(fit_lags[g][fit_lags[g] >= 0], minlength=RELEASE_LAGS + 1)
-        m = (sums / base + prior) / (counts + prior)
+        at = fit_lags[g] >= 0
+        sums = np.bincount(fit_lags[g][at], weights=fit_u[at], minlength=RELEASE_LAGS + 1)[: RELEASE_LAGS + 1]
+        counts = np.bincount(fit_lags[g][at], minlength=RELEASE_LAGS + 1)[: RELEASE_LAGS + 1]
+        table[g] = (sums / base + prior) / (counts + prior)
+    return table
+
+
+def apply_release_table(table: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """(G, L) multipliers, lags (G, N) -> (N,) 1 + sum over groups of (m[g, lag] - 1), 1 away from releases."""
+    mult = np.ones(lags.shape[1])
+    for g in range(lags.shape[0]):
         at = lags[g] >= 0
-        mult[at] += m[lags[g][at]] - 1.0
+        mult[at] += table[g][lags[g][at]] - 1.0
     return np.maximum(mult, 0.2)
 
 
-def volatility_anchor(
-    returns: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bars_per_day: int, horizons: Sequence[int],
-    events: np.ndarray | None = None,
-) -> tuple[np.ndarray, GarchTOD]:
-    """returns (N,) one-bar log returns, bar_in_day (N,), fit_bars: the training bars, events (N,) release
-    class ids or None -> ((N, H) float32 std of each horizon's log return from each row, the fitted model).
-    The last max(horizons) rows, which are never samples, repeat the last computable row."""
+def release_multiplier(u: np.ndarray, lags: np.ndarray, fit_bars: slice, prior: float = RELEASE_PRIOR) -> np.ndarray:
+    """u (N,) squared profile-normalised returns, lags (G, N) -> (N,) variance multiplier, 1 away from
+    releases: 1 + sum over groups of (m[g, lag] - 1), m estimated on fit_bars with shrinkage to 1."""
+    return apply_release_table(release_table(u, lags, fit_bars, prior), lags)
+
+
+@dataclass
+class AnchorFit:
+    """What the anchor learnt from the training bars: the GARCH-t/time-of-day model of the release-scaled
+    returns and (with the release calendar) the multiplier table. A trained run stores it (vol_anchor.json)
+    so forecasts on other bars filter them with these fixed parameters instead of refitting."""
+
+    garch: GarchTOD
+    releases: np.ndarray | None  # (G, RELEASE_LAGS + 1) or None without the release calendar
+
+    def to_json(self) -> dict[str, Any]:
+        g = self.garch
+        return {"version": ANCHOR_FIT_VERSION, "bars_per_day": len(g.profile),
+                "garch": {"profile": g.profile.tolist(), "omega": g.omega, "alpha": g.alpha, "beta": g.beta,
+                          "nu": g.nu, "mu": g.mu, "converged": g.converged, "message": g.message,
+                          "init_variance": g.init_variance},
+                "releases": None if self.releases is None else self.releases.tolist()}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], source: str) -> "AnchorFit":
+        try:
+            if int(d["version"]) != ANCHOR_FIT_VERSION:
+                raise MigtError(f"{source}: anchor fit version {d['version']}, this code reads {ANCHOR_FIT_VERSION}")
+            g = d["garch"]
+            garch = GarchTOD(np.asarray(g["profile"], dtype=np.float64), float(g["omega"]), float(g["alpha"]),
+                             float(g["beta"]), float(g["nu"]), float(g["mu"]), bool(g["converged"]), str(g["message"]),
+                             float(g["init_variance"]))
+            rel = d.get("releases")
+            releases = None if rel is None else np.asarray(rel, dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as e:
+            raise MigtError(f"{source}: not a volatility anchor fit ({type(e).__name__}: {e})") from None
+        if releases is not None and releases.shape != (len(EVENT_GROUPS), RELEASE_LAGS + 1):
+            raise MigtError(f"{source}: release table of shape {releases.shape}, expected {(len(EVENT_GROUPS), RELEASE_LAGS + 1)}")
+        return cls(garch, releases)
+
+
+def fit_anchor(returns: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bars_per_day: int,
+               events: np.ndarray | None = None) -> AnchorFit:
+    """The anchor's parameters from returns[fit_bars] (the training bars) only."""
     r = np.asarray(returns, dtype=np.float64)
     bid = np.asarray(bar_in_day, dtype=np.int64)
+    table = None
     mult = np.ones(len(r))
     if events is not None:
         first = GarchTOD.fit(r, bid, fit_bars, bars_per_day)
-        mult = release_multiplier((r / first.profile[bid]) ** 2, release_lags(events), fit_bars)
+        lags = release_lags(events)
+        table = release_table((r / first.profile[bid]) ** 2, lags, fit_bars)
+        mult = apply_release_table(table, lags)
+    return AnchorFit(GarchTOD.fit(r / np.sqrt(mult), bid, fit_bars, bars_per_day), table)
+
+
+def apply_anchor(fit: AnchorFit, returns: np.ndarray, bar_in_day: np.ndarray, horizons: Sequence[int],
+                 events: np.ndarray | None = None) -> np.ndarray:
+    """(N, H) float32 std of each horizon's log return from each row, the variance filtered through every bar
+    with the fit's parameters fixed (row t uses bars <= t and the calendar of the bars after it). The last
+    max(horizons) rows, which have no following bars in the arrays, repeat the last computable row: a
+    forecast passes the calendar of future bars by extending bar_in_day and events (returns there unused)."""
+    if (events is None) != (fit.releases is None):
+        raise MigtError("data.event_calendar: the stored volatility anchor was fitted "
+                        f"{'with' if fit.releases is not None else 'without'} the release calendar; use the run's setting")
+    r = np.asarray(returns, dtype=np.float64)
+    bid = np.asarray(bar_in_day, dtype=np.int64)
+    garch = fit.garch
+    if bid.max(initial=0) >= len(garch.profile):
+        raise MigtError(f"bar_in_day: values up to {int(bid.max())} but the anchor was fitted on {len(garch.profile)} bars a day "
+                        "(data.bar_minutes differs from the run's?)")
+    mult = np.ones(len(r)) if fit.releases is None else apply_release_table(fit.releases, release_lags(events))
     scaled = r / np.sqrt(mult)
-    garch = GarchTOD.fit(scaled, bid, fit_bars, bars_per_day)
     sigma2_next = garch.filter_variance(scaled, bid)
     n, k_max = len(r), int(max(horizons))
     out = np.empty((n, len(horizons)), dtype=np.float32)
     room = max(n - k_max, 0)
-    if events is None:
+    if fit.releases is None:
         out[:room] = garch.horizon_std(sigma2_next, bid, np.arange(room), horizons)
     else:
         # GarchTOD.horizon_std's sum with each future bar's variance also times its release multiplier
@@ -90,4 +162,28 @@ def volatility_anchor(
             cum = np.cumsum(garch.profile[bid[ahead]] ** 2 * mult[ahead] * expected, axis=1)
             out[rows] = np.sqrt(cum[:, h_idx])
     out[room:] = out[room - 1] if room else 1.0
-    return out, garch
+    return out
+
+
+def volatility_anchor(
+    returns: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bars_per_day: int, horizons: Sequence[int],
+    events: np.ndarray | None = None,
+) -> tuple[np.ndarray, GarchTOD]:
+    """returns (N,) one-bar log returns, bar_in_day (N,), fit_bars: the training bars, events (N,) release
+    class ids or None -> ((N, H) float32 std of each horizon's log return from each row, the fitted model).
+    The last max(horizons) rows, which are never samples, repeat the last computable row."""
+    fit = fit_anchor(returns, bar_in_day, fit_bars, bars_per_day, events)
+    return apply_anchor(fit, returns, bar_in_day, horizons, events), fit.garch
+
+
+def read_anchor_fit(run_dir: Path) -> AnchorFit:
+    """A run's stored anchor fit; one MigtError when a run trained with data.vol_anchor lacks it."""
+    path = Path(run_dir) / ANCHOR_FILE
+    if not path.is_file():
+        raise MigtError(f"{path}: not found: the run was trained with data.vol_anchor=true but its fitted volatility "
+                        "anchor was not stored (a run from before vol_anchor.json existed); retrain it to forecast with it")
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise MigtError(f"{path}: cannot read ({e})") from None
+    return AnchorFit.from_json(d, str(path))
