@@ -308,7 +308,7 @@ def gpu_section(quick: bool = False, threads: int | None = None, experiment: str
     from hydra.utils import instantiate
     from torch.utils.flop_counter import FlopCounterMode
 
-    from migt_train.training.trainer import total_norm
+    from migt_train.training.accumulate import total_norm
 
     cfg = compose_config(f"experiment={experiment}")
     device = torch.device("cuda")

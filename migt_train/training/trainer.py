@@ -57,36 +57,9 @@ from migt_train.training.schedulers import Scheduler
 from migt_train.training.signals import StopSignal, TrainingInterrupted
 from migt_train.training.state import CheckpointFiles, Progress, TrainState, json_plain
 from migt_train.step import gather, loss_step
+from migt_train.training.accumulate import LossSums, total_norm
 
 log = logging.getLogger(__name__)
-
-
-def total_norm(params: list[torch.Tensor], max_norm: float | None, device: torch.device) -> torch.Tensor:
-    """Global grad norm (clipping to max_norm when set); stays on device, no sync."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros((), device=device)
-    if max_norm:
-        return torch.nn.utils.clip_grad_norm_(params, max_norm)
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
-
-
-class _Sums:
-    """On-device running sums of the training loss: finite-loss samples only, read at log/epoch ends."""
-
-    def __init__(self, device: torch.device, loss: torch.Tensor | None = None, n: torch.Tensor | None = None) -> None:
-        zero = lambda: torch.zeros((), dtype=torch.float64, device=device)  # noqa: E731
-        self.loss = zero() if loss is None else loss.to(device)
-        self.n = zero() if n is None else n.to(device)
-
-    def add(self, contrib: torch.Tensor, n: torch.Tensor) -> None:
-        self.loss += contrib
-        self.n += n
-
-    def mean(self) -> float:
-        """Mean over all ranks (a collective under DDP: every rank calls it at the same point)."""
-        s, c = all_reduce(torch.stack([self.loss, self.n])).tolist()
-        return s / c if c else math.nan
 
 
 class Trainer:
@@ -231,14 +204,14 @@ class Trainer:
         mid = p.mid_epoch if p.mid_epoch and p.mid_epoch["epoch"] == epoch else None
         self.sampler.set_epoch(epoch, mid["position"] if mid else 0)
         dev = self.device
-        total = _Sums(dev, mid["loss_sum"], mid["finite_samples"]) if mid else _Sums(dev)
+        total = LossSums(dev, mid["loss_sum"], mid["finite_samples"]) if mid else LossSums(dev)
         train_samples = mid["train_samples"] if mid else 0
         nonfinite_epoch = mid["nonfinite_steps"] if mid else 0
         seconds_before = mid["seconds"] if mid else 0.0
-        window, win_samples, win_t0 = _Sums(dev), 0, time.perf_counter()
+        window, win_samples, win_t0 = LossSums(dev), 0, time.perf_counter()
 
         if mid and not self.is_main:  # the saved sums are global: rank 0 carries them on
-            total, train_samples = _Sums(dev), 0
+            total, train_samples = LossSums(dev), 0
         world = self.runtime.dist.world_size
         accum = self.cfg.gradient_accumulation_steps
         n_batches = len(self.sampler)
@@ -281,7 +254,7 @@ class Trainer:
                     if bar is not None:
                         bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", lr=f"{lr:.2e}",
                                         sps=f"{metrics['train/samples_per_second']:.0f}")
-                    window, win_samples, win_t0 = _Sums(dev), 0, time.perf_counter()
+                    window, win_samples, win_t0 = LossSums(dev), 0, time.perf_counter()
 
                 if self.stop_all:
                     sums = all_reduce(torch.stack([total.loss, total.n, torch.tensor(float(train_samples),
