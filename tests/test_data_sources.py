@@ -139,7 +139,7 @@ def test_duplicate_with_venues_hints_symbol(tmp_path):
 
 
 def test_dbn_file_equals_csv(tmp_path):
-    databento_dbn = pytest.importorskip("databento_dbn")
+    import databento_dbn  # the [databento] extra; part of [dev] so this test always runs
     minute = generate(SyntheticConfig(seed=5, n_days=3), 1, "America/New_York", 18 * 60)[OHLCV]
     ts = minute["timestamp"].astype("int64").to_numpy()
     px = {c: (np.round(minute[c].to_numpy() * 4) / 4 * 1e9).astype(np.int64) for c in ("open", "high", "low", "close")}
