@@ -301,19 +301,7 @@ def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
     return MarketData(
         **context,
         anchor_fit=fit,
-        features=torch.from_numpy(np.ascontiguousarray(frame[FEATURE_NAMES].to_numpy(np.float32))),
-        feature_names=list(FEATURE_NAMES),
-        timestamps=ts,
-        bar_in_day=_long(info["bar_in_day"]),
-        day_of_week=_long(info["day_of_week"]),
-        day_of_month=_long(info["day_of_month"]),
-        day_of_year=_long(info["day_of_year"]),
-        window_start=_long(start),
-        targets=torch.from_numpy(targets.astype(np.float32)),
-        horizons=list(s.horizons),
-        horizon_names=[horizon_name(h, s.bar_minutes) for h in s.horizons],
-        bar_minutes=s.bar_minutes,
-        max_seq_len=s.max_seq_len,
+        **market_fields(s, frame, ts, info, start, targets),
         splits={k: _long(v) for k, v in splits.items()},
         source=s.source,
         oracle=oracle,
@@ -362,3 +350,23 @@ def horizon_context(s: _Settings, ts: np.ndarray, returns: np.ndarray, bar_in_da
 
 def _long(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
+
+
+def market_fields(s: _Settings, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
+                  targets: np.ndarray) -> dict[str, Any]:
+    """The MarketData fields every bars -> market path shares (training build and the forecast path)."""
+    return dict(
+        features=torch.from_numpy(np.ascontiguousarray(frame[FEATURE_NAMES].to_numpy(np.float32))),
+        feature_names=list(FEATURE_NAMES),
+        timestamps=ts,
+        bar_in_day=_long(info["bar_in_day"]),
+        day_of_week=_long(info["day_of_week"]),
+        day_of_month=_long(info["day_of_month"]),
+        day_of_year=_long(info["day_of_year"]),
+        window_start=_long(start),
+        targets=torch.from_numpy(targets.astype(np.float32)),
+        horizons=list(s.horizons),
+        horizon_names=[horizon_name(h, s.bar_minutes) for h in s.horizons],
+        bar_minutes=s.bar_minutes,
+        max_seq_len=s.max_seq_len,
+    )

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from migt_train.data.build import _long, _settings, featurise, horizon_context, series_bars, synthetic_bars, synthetic_config
+from migt_train.data.build import market_fields, _long, _settings, featurise, horizon_context, series_bars, synthetic_bars, synthetic_config
 from migt_train.data.calendar import time_info
 from migt_train.data.features import FEATURE_NAMES, FEATURE_WARMUP
 from migt_train.data.market import MarketData
@@ -94,19 +94,7 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
     market = MarketData(
         **context,
         anchor_fit=anchor_fit,
-        features=torch.from_numpy(np.ascontiguousarray(frame[FEATURE_NAMES].to_numpy(np.float32))),
-        feature_names=list(FEATURE_NAMES),
-        timestamps=ts,
-        bar_in_day=_long(info["bar_in_day"]),
-        day_of_week=_long(info["day_of_week"]),
-        day_of_month=_long(info["day_of_month"]),
-        day_of_year=_long(info["day_of_year"]),
-        window_start=_long(start),
-        targets=torch.from_numpy(targets.astype(np.float32)),
-        horizons=list(s.horizons),
-        horizon_names=[horizon_name(h, s.bar_minutes) for h in s.horizons],
-        bar_minutes=s.bar_minutes,
-        max_seq_len=s.max_seq_len,
+        **market_fields(s, frame, ts, info, start, targets),
         splits={SPLIT: _long(rows)},
         source=s.source,
         rolls=record,
