@@ -82,6 +82,8 @@ def test_counts_flow_from_data_and_quantiles() -> None:
         ("data.horizons=[6,3]", "data.horizons"),
         ("data.bar_minutes=7", "data.bar_minutes"),
         ("model.n_heads=5", "model.n_heads"),
+        ("model.head_shape=round", "model.head_shape"),
+        ("data.vol_anchor=false", "model.head_shape"),  # the quickstart's fixed shape is one of y / sigma_h
         ("+data.synthetic.bogus=1", "data.synthetic.bogus"),
         ("trainer.mixed_precision=maybe", "trainer.mixed_precision"),
         # _target_ groups: checked against the target's signature and its own value rules

@@ -324,3 +324,28 @@ def test_anchored_model_starts_at_given_residual_quantiles():
     torch.testing.assert_close(q / sigma[..., None], z.expand(5, 3, 7), atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="vol_anchor"):
         tiny().set_anchor_shape(z)
+
+
+def test_fixed_head_shape_forecasts_a_spread_times_the_training_quantiles():
+    levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]
+    model = tiny(vol_anchor=True, n_event_features=4, quantile_levels=levels, head_shape="fixed")
+    assert not any(n.startswith(("heads.w1", "heads.w2", "heads.b2", "heads.context.")) for n, _ in model.named_parameters())
+    z = torch.tensor([[-2.0, -1.5, -0.6, 0.05, 0.7, 1.3, 1.9]]).repeat(3, 1) * torch.tensor([[1.0], [1.1], [1.2]])
+    model.set_anchor_shape(z)
+    batch = make_batch(b=6, t=40, v=5)
+    batch["time"]["vol_anchor"] = torch.rand(6, 3) * 1e-3 + 1e-4
+    batch["time"]["events"] = torch.rand(6, 3, 4)
+    sigma = batch["time"]["vol_anchor"]
+    torch.testing.assert_close(run(model.eval(), batch)["quantiles"] / sigma[..., None], z.expand(6, 3, 7), atol=1e-5, rtol=1e-5)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    y = torch.randn(6, 3) * sigma * 3
+    for _ in range(5):  # any training moves only the spread
+        q = run(model, batch)["quantiles"]
+        loss = torch.maximum(torch.tensor(levels) * (y[..., None] - q), (torch.tensor(levels) - 1) * (y[..., None] - q)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    spread = run(model.eval(), batch)["quantiles"] / sigma[..., None] / z  # (B, H, Q): one factor per (sample, horizon)
+    torch.testing.assert_close(spread, spread[..., :1].expand_as(spread), atol=1e-5, rtol=1e-5)
+    assert (spread > 0).all() and spread[..., 0].std(0).min() > 0  # and it depends on the sample

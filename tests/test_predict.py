@@ -139,6 +139,7 @@ def anchored(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("anchored")
     proc = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), "experiment=smoke", "data.vol_anchor=true", "data.event_calendar=true",
+         "data.vol_anchor_leverage=true", "model.head_shape=fixed",
          f"data.cache_dir={cwd / 'cache'}", f"hydra.run.dir={cwd / 'run'}"],
         cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=600,
     )
@@ -156,6 +157,7 @@ def test_anchored_run_stores_its_fit(anchored):
     fit = read_anchor_fit(anchored)
     assert fit.releases is not None and fit.releases.shape == (3, 13)
     assert len(fit.garch.profile) == 288 and 0 < fit.garch.persistence < 1
+    assert fit.garch.gamma > 0  # the quickstart's leverage term: fitted, stored and read back
 
 
 def test_anchored_same_numerics_as_evaluation(anchored):

@@ -136,3 +136,40 @@ def test_failed_fit_is_reported_not_raised(series):
     assert not bad.converged and "fallback" in bad.message
     assert bad.params()["converged"] is False
     assert 0 < bad.persistence < 1 and np.isfinite(bad.filter_variance(r, bid)).all()
+
+
+GAMMA = 0.10  # the leverage term of the simulated GJR-GARCH
+
+
+def simulate_gjr(n: int = 20_000, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    g = np.random.default_rng(seed)
+    z = g.standard_t(NU, n) * np.sqrt((NU - 2) / NU)
+    alpha = ALPHA - GAMMA / 2  # same persistence as the symmetric series
+    e = np.empty(n)
+    s2 = OMEGA / (1 - ALPHA - BETA)
+    for t in range(n):
+        e[t] = np.sqrt(s2) * z[t]
+        s2 = OMEGA + (alpha + GAMMA * (e[t] < 0)) * e[t] ** 2 + BETA * s2
+    bid = np.arange(n) % BARS_PER_DAY
+    return 1e-3 * e * _true_profile()[bid], bid
+
+
+def test_leverage_fit_recovers_gamma_and_filters_the_gjr_recursion():
+    r, bid = simulate_gjr()
+    train = slice(0, 14_000)
+    m = GarchTOD.fit(r, bid, train, BARS_PER_DAY, leverage=True)
+    assert m.converged, m.message
+    assert m.gamma == pytest.approx(GAMMA, abs=0.04)
+    assert m.alpha == pytest.approx(ALPHA - GAMMA / 2, abs=0.03)
+    assert m.persistence == pytest.approx(ALPHA + BETA, abs=0.02)
+    assert GarchTOD.fit(r, bid, train, BARS_PER_DAY).gamma == 0.0  # the baseline's GARCH(1,1) has none
+    v = m.filter_variance(r, bid)
+    e = r / m.profile[bid] - m.mu
+    s2 = m.init_variance
+    for t in range(300):
+        s2 = m.omega + (m.alpha + m.gamma * (e[t] < 0)) * e[t] ** 2 + m.beta * s2
+        assert v[t] == pytest.approx(s2, rel=1e-10)
+    # a fall raises the next variance more than a rise of the same size
+    up, down = r.copy(), r.copy()
+    up[15_000], down[15_000] = 0.01, -0.01
+    assert m.filter_variance(down, bid)[15_000] > m.filter_variance(up, bid)[15_000]

@@ -92,6 +92,7 @@ class _Settings:
     sort: bool
     cache_dir: Path
     vol_anchor: bool
+    vol_anchor_leverage: bool
     event_calendar: bool
 
 
@@ -141,6 +142,7 @@ def _settings(cfg: Any, need_path: bool = True) -> _Settings:
         sort=bool(_get(cfg, "sort")),
         cache_dir=cache.cache_dir(_get(cfg, "cache_dir")),
         vol_anchor=bool(_get(cfg, "vol_anchor")),
+        vol_anchor_leverage=bool(_get(cfg, "vol_anchor_leverage")),
         event_calendar=bool(_get(cfg, "event_calendar")),
     )
 
@@ -341,7 +343,7 @@ def horizon_context(s: _Settings, ts: np.ndarray, returns: np.ndarray, bar_in_da
     if s.vol_anchor:
         if fit is None:
             assert fit_bars is not None
-            fit = fit_anchor(returns, bar_in_day, fit_bars, 24 * 60 // s.bar_minutes, events)
+            fit = fit_anchor(returns, bar_in_day, fit_bars, 24 * 60 // s.bar_minutes, events, s.vol_anchor_leverage)
         out["vol_anchor"] = torch.from_numpy(np.ascontiguousarray(apply_anchor(fit, returns, bar_in_day, s.horizons, events)[:n]))
     if s.event_calendar:
         out["events"] = torch.from_numpy(np.ascontiguousarray(event_features(events, s.horizons, s.bar_minutes)[:n]))

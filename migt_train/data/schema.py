@@ -34,6 +34,7 @@ class DataSchema:
     sort: bool = False
     cache_dir: Optional[str] = None
     vol_anchor: bool = False  # the causal GARCH-t / time-of-day std per horizon (data/vol_anchor.py)
+    vol_anchor_leverage: bool = False  # the anchor's GARCH with a leverage term (GJR): falls raise volatility more
     event_calendar: bool = False  # the scheduled-release features (data/events.py)
     split: SplitSchema = field(default_factory=SplitSchema)
     synthetic: Optional[Any] = None  # checked against data.synthetic.SyntheticConfig

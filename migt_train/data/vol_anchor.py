@@ -89,7 +89,7 @@ class AnchorFit:
     def to_json(self) -> dict[str, Any]:
         g = self.garch
         return {"version": ANCHOR_FIT_VERSION, "bars_per_day": len(g.profile),
-                "garch": {"profile": g.profile.tolist(), "omega": g.omega, "alpha": g.alpha, "beta": g.beta,
+                "garch": {"profile": g.profile.tolist(), "omega": g.omega, "alpha": g.alpha, "beta": g.beta, "gamma": g.gamma,
                           "nu": g.nu, "mu": g.mu, "converged": g.converged, "message": g.message,
                           "init_variance": g.init_variance},
                 "releases": None if self.releases is None else self.releases.tolist()}
@@ -102,7 +102,7 @@ class AnchorFit:
             g = d["garch"]
             garch = GarchTOD(np.asarray(g["profile"], dtype=np.float64), float(g["omega"]), float(g["alpha"]),
                              float(g["beta"]), float(g["nu"]), float(g["mu"]), bool(g["converged"]), str(g["message"]),
-                             float(g["init_variance"]))
+                             float(g["init_variance"]), gamma=float(g.get("gamma", 0.0)))
             rel = d.get("releases")
             releases = None if rel is None else np.asarray(rel, dtype=np.float64)
         except (KeyError, TypeError, ValueError) as e:
@@ -113,8 +113,8 @@ class AnchorFit:
 
 
 def fit_anchor(returns: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bars_per_day: int,
-               events: np.ndarray | None = None) -> AnchorFit:
-    """The anchor's parameters from returns[fit_bars] (the training bars) only."""
+               events: np.ndarray | None = None, leverage: bool = False) -> AnchorFit:
+    """The anchor's parameters from returns[fit_bars] (the training bars) only; leverage: GJR-GARCH-t."""
     r = np.asarray(returns, dtype=np.float64)
     bid = np.asarray(bar_in_day, dtype=np.int64)
     table = None
@@ -124,7 +124,7 @@ def fit_anchor(returns: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bar
         lags = release_lags(events)
         table = release_table((r / first.profile[bid]) ** 2, lags, fit_bars)
         mult = apply_release_table(table, lags)
-    return AnchorFit(GarchTOD.fit(r / np.sqrt(mult), bid, fit_bars, bars_per_day), table)
+    return AnchorFit(GarchTOD.fit(r / np.sqrt(mult), bid, fit_bars, bars_per_day, leverage=leverage), table)
 
 
 def apply_anchor(fit: AnchorFit, returns: np.ndarray, bar_in_day: np.ndarray, horizons: Sequence[int],

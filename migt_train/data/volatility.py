@@ -6,7 +6,10 @@ available to the model as a causal volatility scale. With r_t the one-bar log re
 
     e_t        = r_t / p[b_t]                                  normalised return
     e_t        = mu + sqrt(sigma2_t) * z_t,  z_t ~ Student-t(nu) scaled to unit variance
-    sigma2_t+1 = omega + alpha * (e_t - mu)^2 + beta * sigma2_t
+    sigma2_t+1 = omega + (alpha + gamma * [e_t < mu]) * (e_t - mu)^2 + beta * sigma2_t
+
+gamma = 0 is the GARCH(1,1) of the `garch_t_tod` baseline; `fit(..., leverage=True)` also fits gamma
+(GJR-GARCH: falls raise the next variance more than rises, the leverage effect of equity indices).
 
 API (all arrays numpy; rows index the bar series):
 
@@ -85,10 +88,12 @@ class GarchTOD:
     message: str
     init_variance: float  # train variance of e: starts the filter at row 0
     fit_seconds: float = 0.0
+    gamma: float = 0.0  # extra news impact of a fall (GJR); 0 for the plain GARCH(1,1)
 
     @property
     def persistence(self) -> float:
-        return self.alpha + self.beta
+        # a fall is half of the (symmetric) innovations, so gamma adds gamma / 2 to the expected decay
+        return self.alpha + self.beta + self.gamma / 2.0
 
     @classmethod
     def fit(
@@ -99,11 +104,12 @@ class GarchTOD:
         bars_per_day: int,
         mean: str = "zero",
         max_iter: int | None = None,
+        leverage: bool = False,
     ) -> "GarchTOD":
         """Fit on returns[train] only (a slice or an index array of consecutive bars, in order).
 
         mean: "zero" (mu = 0) or "constant" (mu estimated). max_iter: the optimiser's iteration cap
-        (None: arch's default).
+        (None: arch's default). leverage: also fit gamma (GJR-GARCH-t).
         """
         import time
 
@@ -128,7 +134,7 @@ class GarchTOD:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # convergence problems are reported below, not as warnings
                 res = arch_model(e * scale, mean="Zero" if mean == "zero" else "Constant", vol="GARCH",
-                                 p=1, q=1, dist="t", rescale=False).fit(
+                                 p=1, o=int(leverage), q=1, dist="t", rescale=False).fit(
                     disp="off", show_warning=False, options=None if max_iter is None else {"maxiter": int(max_iter)})
             p = res.params
             ok = int(res.convergence_flag) == 0 and bool(np.isfinite(p.to_numpy()).all())
@@ -138,7 +144,8 @@ class GarchTOD:
         if ok and p is not None:
             s2 = float(scale) ** 2
             out = cls(prof, float(p["omega"]) / s2, float(p["alpha[1]"]), float(p["beta[1]"]), float(p["nu"]),
-                      float(p["mu"]) / scale if "mu" in p else 0.0, True, msg, var_e)
+                      float(p["mu"]) / scale if "mu" in p else 0.0, True, msg, var_e,
+                      gamma=float(p["gamma[1]"]) if leverage else 0.0)
         else:
             log.warning("GARCH-t fit did not converge (%s); using fallback alpha=%g beta=%g", msg, FALLBACK_ALPHA, FALLBACK_BETA)
             omega = var_e * (1.0 - FALLBACK_ALPHA - FALLBACK_BETA)
@@ -149,20 +156,20 @@ class GarchTOD:
 
     def params(self) -> dict[str, float | bool | str]:
         """JSON-ready fitted parameters (omega, mu in normalised-return units)."""
-        return {"omega": self.omega, "alpha": self.alpha, "beta": self.beta, "persistence": self.persistence,
-                "nu": self.nu, "mu": self.mu, "converged": self.converged, "message": self.message,
+        return {"omega": self.omega, "alpha": self.alpha, "beta": self.beta, "gamma": self.gamma,
+                "persistence": self.persistence, "nu": self.nu, "mu": self.mu, "converged": self.converged, "message": self.message,
                 "fit_seconds": self.fit_seconds}
 
     def _normalised(self, returns: np.ndarray, bar_in_day: np.ndarray) -> np.ndarray:
         return np.asarray(returns, dtype=np.float64) / self.profile[np.asarray(bar_in_day, dtype=np.int64)]
 
     def filter_variance(self, returns: np.ndarray, bar_in_day: np.ndarray) -> np.ndarray:
-        """(N,) out[t] = sigma2_{t+1} = omega + alpha * (e_t - mu)^2 + beta * sigma2_t, from sigma2_0 =
-        the training variance of e; fixed parameters, so each value uses bars <= t only."""
+        """(N,) out[t] = sigma2_{t+1} = omega + (alpha + gamma [e_t < mu]) (e_t - mu)^2 + beta * sigma2_t,
+        from sigma2_0 = the training variance of e; fixed parameters, so each value uses bars <= t only."""
         e = self._normalised(returns, bar_in_day) - self.mu
         if not np.isfinite(e).all():
             raise MigtError(f"log_return: non-finite returns ({int((~np.isfinite(e)).sum())} rows)")
-        u = self.omega + self.alpha * e * e
+        u = self.omega + (self.alpha + self.gamma * (e < 0)) * e * e
         # v_t = beta * v_{t-1} + u_t with v_{-1} = sigma2_0: a first-order IIR filter
         v, _ = signal.lfilter([1.0], [1.0, -self.beta], u, zi=[self.beta * self.init_variance])
         return v

@@ -24,13 +24,17 @@ class QuantileHeads(nn.Module):
 
     n_context > 0: a per-horizon context (B, H, C) (e.g. releases inside the horizon, the log of the
     volatility anchor) enters each horizon's MLP input and, linearly, its log spread; both start at 0.
+
+    fixed_shape: no MLP; the standardised quantiles are a constant (H, Q) buffer (the start quantiles,
+    e.g. the training quantiles of y / sigma_h) and only the log spread depends on the inputs.
     """
 
     def __init__(self, d_model: int, n_horizons: int, n_quantiles: int, hidden: int = 128,
                  n_scales: int = 0, scale_anchor: int | None = None, init_low: float = -1.6,
                  init_high: float = 1.6, n_context: int = 0, init_levels: Sequence[float] | None = None,
-                 init_df: float = 5.0):
+                 init_df: float = 5.0, fixed_shape: bool = False):
         super().__init__()
+        self.fixed_shape = fixed_shape
         self.horizon = nn.Parameter(torch.randn(n_horizons, d_model) * 0.02)
         self.w1 = nn.Parameter(torch.randn(n_horizons, d_model, hidden) / math.sqrt(d_model))
         self.b1 = nn.Parameter(torch.zeros(n_horizons, hidden))
@@ -43,9 +47,14 @@ class QuantileHeads(nn.Module):
             init = [float(t[0])] + [math.log(math.expm1(float(d))) for d in t[1:] - t[:-1]]
         self.b2 = nn.Parameter(torch.tensor(init, dtype=torch.float32).repeat(n_horizons, 1))
         self.context = None
+        if fixed_shape:  # the start quantiles as a constant: horizon, w1, b1, w2, b2 are not used
+            start = self.b2[:, :1] + torch.cat([torch.zeros_like(self.b2[:, :1]), F.softplus(self.b2[:, 1:]).cumsum(-1)], -1)
+            del self.horizon, self.w1, self.b1, self.w2, self.b2
+            self.register_buffer("shape", start.detach().clone())
         if n_context:
-            self.context = nn.Linear(n_context, d_model)
-            nn.init.zeros_(self.context.weight)
+            if not fixed_shape:
+                self.context = nn.Linear(n_context, d_model)
+                nn.init.zeros_(self.context.weight)
             self.context_scale = nn.Parameter(torch.zeros(n_horizons, n_context))
 
         # log of a per-horizon spread factor, linear in the features and the window's log std per
@@ -62,20 +71,27 @@ class QuantileHeads(nn.Module):
     def set_start(self, quantiles: torch.Tensor, min_step: float = 1e-3) -> None:
         """Make the initial output about `quantiles` (H, Q), increasing per row, e.g. the training split's
         quantiles of y / sigma_h: the base and softplus^-1 of the steps become the output biases."""
+        if self.fixed_shape:
+            self.shape.copy_(quantiles.to(self.shape))
+            return
         steps = (quantiles[:, 1:] - quantiles[:, :-1]).clamp_min(min_step)
         self.b2[:, 0] = quantiles[:, 0].to(self.b2)
         self.b2[:, 1:] = torch.log(torch.expm1(steps)).to(self.b2)
 
     def forward(self, x: torch.Tensor, log_std: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, D), log_std (B, n_scales), context (B, H, n_context) or None -> (B, H, Q)."""
+        shape = self.shape if self.fixed_shape else self._shape(x, context)
+        log_scale = self.log_scale(torch.cat([x, log_std], dim=-1))  # (B, H)
+        if context is not None:
+            log_scale = log_scale + (context * self.context_scale).sum(-1)
+        scale = log_scale.clamp(-6.0, 6.0).exp()
+        return shape * scale.unsqueeze(-1)
+
+    def _shape(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """(B, D), (B, H, C) -> (B, H, Q) increasing standardised quantiles from each horizon's MLP."""
         h = x.unsqueeze(1) + self.horizon  # (B, H, D)
         if self.context is not None:
             h = h + self.context(context)
         h = F.gelu(torch.einsum("bhd,hde->bhe", h, self.w1) + self.b1)
         out = torch.einsum("bhe,heq->bhq", h, self.w2) + self.b2
-        shape = out[..., :1] + torch.cat([torch.zeros_like(out[..., :1]), F.softplus(out[..., 1:]).cumsum(-1)], -1)
-        log_scale = self.log_scale(torch.cat([x, log_std], dim=-1))  # (B, H)
-        if self.context is not None:
-            log_scale = log_scale + (context * self.context_scale).sum(-1)
-        scale = log_scale.clamp(-6.0, 6.0).exp()
-        return shape * scale.unsqueeze(-1)
+        return out[..., :1] + torch.cat([torch.zeros_like(out[..., :1]), F.softplus(out[..., 1:]).cumsum(-1)], -1)
