@@ -86,3 +86,17 @@ def test_anchor_knows_the_release_calendar():
     changed[before[-1] + 1 :] *= 2.0
     again, _ = volatility_anchor(changed, bid, fit, 288, [3], ev)
     np.testing.assert_array_equal(again[: before[-1] + 1], with_cal[: before[-1] + 1])
+
+
+def test_anchored_quantiles_drop_the_training_drift_and_keep_the_shape():
+    levels = [0.05, 0.25, 0.5, 0.75, 0.95]
+    m = load_market(data_cfg(vol_anchor=True, synthetic={"n_days": 14}))
+    q = m.anchored_quantiles(levels)
+    z = (m.targets[m.splits["train"]].double() / m.vol_anchor[m.splits["train"]].double())
+    expected = torch.quantile(z - z.mean(0), torch.tensor(levels, dtype=torch.float64), dim=0).T
+    torch.testing.assert_close(q.double(), expected, rtol=1e-6, atol=1e-6)
+    # a drift added to the training targets (a rally) moves the raw quantiles, not the anchored ones
+    train = m.splits["train"]
+    m.targets[train] += 0.5 * m.vol_anchor[train]
+    torch.testing.assert_close(m.anchored_quantiles(levels), q, rtol=1e-5, atol=1e-5)
+    assert (q[:, 1:] > q[:, :-1]).all()

@@ -33,6 +33,9 @@ class TrainerConfig:
     # score the initial weights on val as "epoch 0", a candidate for best.pt: a model that starts at a
     # strong forecast (model.vol_anchor) is then never made worse by training that does not help on val
     validate_before_training: bool = False
+    # what a trained epoch needs to replace those initial weights as best: "lower" val loss, or a
+    # "significant" paired block-bootstrap improvement of the val pinball (training/initial_guard.py)
+    beat_initial: str = "lower"
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "TrainerConfig":
@@ -74,6 +77,8 @@ class TrainerConfig:
         v = cfg["ema_decay"]
         if v is not None and (not is_number(v) or not 0 < v < 1):
             raise bad("ema_decay", "must be null or a number in (0, 1)")
+        if cfg["beat_initial"] not in ("lower", "significant"):
+            raise bad("beat_initial", "must be lower or significant")
         if cfg["amp_dtype"] not in ("auto", "float16", "bfloat16"):
             raise bad("amp_dtype", "must be auto, float16 or bfloat16")
         if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):

@@ -87,6 +87,7 @@ class TrainState:
             "scheduler": t.scheduler.state_dict(),
             "scaler": t.scaler.state_dict() if t.scaler.is_enabled() else None,
             "early_stopping": t.early.state_dict(),
+            "initial_guard": t.initial_guard.state_dict(),
             **t.progress.state_dict(),
             **self._rng(),
             "sampler": t.sampler.state_dict(),
@@ -135,6 +136,7 @@ class TrainState:
             if ckpt["scaler"] is not None and t.scaler.is_enabled():
                 t.scaler.load_state_dict(ckpt["scaler"])
             t.early.load_state_dict(ckpt["early_stopping"])
+            t.initial_guard.load_state_dict(ckpt.get("initial_guard"))  # absent in checkpoints before it existed
             # how long to wait may change on resume (the counters come from the checkpoint)
             t.early.patience = int(t.cfg.early_stopping_patience)
             t.early.min_delta = float(t.cfg.early_stopping_min_delta or 0.0)

@@ -50,6 +50,7 @@ from migt_train.training.checkpoint import TopK
 from migt_train.training import divergence
 from migt_train.training.config import TrainerConfig
 from migt_train.training.early_stopping import EarlyStopping
+from migt_train.training.initial_guard import InitialGuard
 from migt_train.training.ema import WeightAverage
 from migt_train.training.reporting import FitResult, MetricsLogger, progress_bar, write_history
 from migt_train.training.sampler import EpochSampler
@@ -124,6 +125,7 @@ class Trainer:
         self.sampler = EpochSampler(data.splits["train"], config.batch_size, self.seed, config.limit_train_batches,
                                     rank=dist.rank, world_size=dist.world_size)
         self.early = EarlyStopping(config.early_stopping_patience, config.early_stopping_min_delta or 0.0)
+        self.initial_guard = InitialGuard(config.beat_initial, self.levels, max(data.horizons))
         self.topk = TopK(self.run_dir / "checkpoints", config.save_top_k)
         self.files = CheckpointFiles(self.run_dir / "checkpoints", self.topk, self.is_main)
         self.progress = Progress()
@@ -292,6 +294,7 @@ class Trainer:
                     progress=split if self.cfg.progress and self.is_main else None)
         loss_sum = all_reduce(torch.tensor(res.loss * len(mine), dtype=torch.float64, device=self.device))
         q, y = all_gather_rows(res.quantiles), all_gather_rows(res.targets)
+        self.last_val = (q, y)  # the initial guard's input (rows in time order)
         return float(loss_sum) / len(rows), quantile_metrics(q, y, self.levels, self.data.horizon_names)
 
     def _stop_requested(self) -> bool:
@@ -324,9 +327,20 @@ class Trainer:
         """Epoch 0: the initial weights' val loss enters early stopping and the checkpoints (not the history,
         which records trained epochs), so training that does not help on val cannot make the model worse."""
         val_loss, _ = self.validate("val")
+        self.initial_guard.set_initial(*self.last_val)
         improved = self.early.update(val_loss, 0)
         self.files.write_epoch(self.state.state_dict(), 0, val_loss, improved)
         self._info("epoch 0 (initial weights): val loss %.6f", val_loss)
+
+    def _candidate_loss(self, epoch: int, val_loss: float) -> float:
+        """The val loss early stopping ranks the epoch by: inf while the initial weights are best and the
+        epoch does not beat them by trainer.beat_initial's rule (history keeps the true loss)."""
+        if self.early.best_epoch != 0 or not val_loss < self.early.best - self.early.min_delta:
+            return val_loss
+        ok, why = self.initial_guard.accepts(*self.last_val)
+        if not ok:
+            self._info("epoch %d: val loss below the initial weights' but not beyond noise (%s); epoch 0 stays best", epoch, why)
+        return val_loss if ok else math.inf
 
     def _end_epoch(self, epoch: int, train: dict[str, Any], seconds: float) -> None:
         lr = self.scheduler.get_last_lr()[0]
@@ -334,7 +348,7 @@ class Trainer:
         self.scheduler.epoch_end()
         diverged = not math.isfinite(val_loss) or val_loss > divergence.FACTOR * self.zero_loss
         best_before = (self.early.best_epoch, self.early.best)
-        improved = self.early.update(val_loss, epoch)
+        improved = self.early.update(self._candidate_loss(epoch, val_loss), epoch)
         p = self.progress
         p.epoch = epoch
         record = {
