@@ -240,3 +240,37 @@ def test_validate_before_training_keeps_the_initial_weights_when_training_hurts(
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert best["epoch"] == 0
     assert torch.equal(torch.cat([v.flatten() for k, v in best["model"].items() if not k.startswith(("input_", "target_"))]), init)
+
+
+def test_beat_initial_significant_is_consulted_and_survives_a_resume(tmp_path):
+    """trainer.beat_initial=significant: the same training and val losses as "lower"; a clear gain over the
+    initial weights is accepted; the initial weights' val losses are in the checkpoint, so a resumed run
+    applies the same rule."""
+    data = make_market()
+    kw = dict(data=data, validate_before_training=True, early_stopping_min_delta=0.0)
+    lower = make_trainer(tmp_path / "lower", max_epochs=2, **kw).fit()
+    first = make_trainer(tmp_path / "sig", max_epochs=1, beat_initial="significant", **kw)
+    first.fit()
+    resumed = make_trainer(tmp_path / "sig", max_epochs=2, beat_initial="significant", resume="auto", **kw)
+    res = resumed.fit()
+    assert val_losses(res) == pytest.approx(val_losses(lower), abs=1e-6) and res.best_epoch == lower.best_epoch > 0
+    assert first.initial_guard.losses is not None and (resumed.initial_guard.losses == first.initial_guard.losses).all()
+
+
+def test_initial_guard_rule_and_its_checkpoint_state():
+    from migt_train.training.initial_guard import InitialGuard
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(400, 2, generator=g)
+    base = torch.tensor([-1.0, 0.0, 1.0]).expand(400, 2, 3)
+    guard = InitialGuard("significant", [0.1, 0.5, 0.9], block=4)
+    guard.set_initial(base, y)
+    assert guard.accepts(base, y)[0] is False  # no gain at all
+    assert guard.accepts(base * 1.3, y)[0] is True  # wider, nearer the N(0, 1) quantiles: a clear gain
+    assert guard.accepts(base + 0.02 * torch.randn(400, 2, 3, generator=g), y)[0] is False  # noise
+    again = InitialGuard("significant", [0.1, 0.5, 0.9], block=4)
+    again.load_state_dict(guard.state_dict())
+    assert (again.losses == guard.losses).all()
+    lower = InitialGuard("lower", [0.1, 0.5, 0.9], block=4)
+    lower.set_initial(base, y)
+    assert lower.accepts(base, y)[0] is True and lower.state_dict() == {"losses": None}

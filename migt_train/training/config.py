@@ -77,7 +77,7 @@ class TrainerConfig:
         v = cfg["ema_decay"]
         if v is not None and (not is_number(v) or not 0 < v < 1):
             raise bad("ema_decay", "must be null or a number in (0, 1)")
-        if cfg["beat_initial"] not in ("lower", "significant"):
+        if cfg["beat_initial"] not in ("lower", "significant"):  # training/initial_guard.py
             raise bad("beat_initial", "must be lower or significant")
         if cfg["amp_dtype"] not in ("auto", "float16", "bfloat16"):
             raise bad("amp_dtype", "must be auto, float16 or bfloat16")
