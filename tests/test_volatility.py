@@ -173,3 +173,17 @@ def test_leverage_fit_recovers_gamma_and_filters_the_gjr_recursion():
     up, down = r.copy(), r.copy()
     up[15_000], down[15_000] = 0.01, -0.01
     assert m.filter_variance(down, bid)[15_000] > m.filter_variance(up, bid)[15_000]
+
+
+def test_smoothed_profile_averages_seen_neighbours_and_has_less_noise():
+    r, bid = simulate(30 * BARS_PER_DAY, seed=6)  # 30 training days: 30 returns per bar of day
+    raw = GarchTOD.fit(r, bid, slice(0, len(r)), BARS_PER_DAY + 4)  # 4 bar slots never seen
+    smooth = GarchTOD.fit(r, bid, slice(0, len(r)), BARS_PER_DAY + 4, profile_smoothing=2)
+    n = BARS_PER_DAY + 4
+    for b in (0, 1, 20, BARS_PER_DAY - 1):
+        nb = [(b + k) % n for k in range(-2, 3) if (b + k) % n < BARS_PER_DAY]  # seen neighbours only
+        assert smooth.profile[b] == pytest.approx(raw.profile[nb].mean(), rel=1e-12)
+    assert np.all(smooth.profile[BARS_PER_DAY:] == 1.0) and np.all(raw.profile[BARS_PER_DAY:] == 1.0)
+    true = _true_profile()
+    err = lambda p: np.abs(np.log(p[:BARS_PER_DAY] / p[:BARS_PER_DAY].mean() * true.mean() / true)).mean()
+    assert err(smooth.profile) < 0.8 * err(raw.profile)

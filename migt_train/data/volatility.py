@@ -61,7 +61,10 @@ FIT_STD = 10.0
 FALLBACK_ALPHA, FALLBACK_BETA, FALLBACK_NU = 0.05, 0.94, 8.0
 
 
-def _profile(returns: np.ndarray, bar_in_day: np.ndarray, bars_per_day: int) -> np.ndarray:
+def _profile(returns: np.ndarray, bar_in_day: np.ndarray, bars_per_day: int, smooth: int = 0) -> np.ndarray:
+    """Train mean |r| per bar of day over the overall mean; smooth > 0: each seen bar of day takes the plain
+    average of the seen bars of day within +-smooth bars (circular), which trades a little resolution for
+    much less noise (a bar of day holds one return per training day)."""
     a = np.abs(returns)
     overall = float(a.mean())
     if not overall > 0:
@@ -71,6 +74,10 @@ def _profile(returns: np.ndarray, bar_in_day: np.ndarray, bars_per_day: int) -> 
     prof = np.ones(bars_per_day)
     seen = count >= MIN_PROFILE_COUNT
     prof[seen] = total[seen] / count[seen] / overall
+    if smooth > 0 and seen.any():
+        idx = (np.arange(bars_per_day)[:, None] + np.arange(-smooth, smooth + 1)) % bars_per_day  # (bars, window)
+        w = seen[idx]
+        prof[seen] = ((prof[idx] * w).sum(1) / w.sum(1))[seen]
     return np.maximum(prof, PROFILE_FLOOR)
 
 
@@ -105,11 +112,13 @@ class GarchTOD:
         mean: str = "zero",
         max_iter: int | None = None,
         leverage: bool = False,
+        profile_smoothing: int = 0,
     ) -> "GarchTOD":
         """Fit on returns[train] only (a slice or an index array of consecutive bars, in order).
 
         mean: "zero" (mu = 0) or "constant" (mu estimated). max_iter: the optimiser's iteration cap
-        (None: arch's default). leverage: also fit gamma (GJR-GARCH-t).
+        (None: arch's default). leverage: also fit gamma (GJR-GARCH-t). profile_smoothing: average each bar
+        of day's profile with the bars of day within +- this many bars (0: the raw per-bar means).
         """
         import time
 
@@ -126,7 +135,7 @@ class GarchTOD:
             raise MigtError(f"log_return: non-finite training returns ({int((~np.isfinite(r)).sum())} rows)")
         if b.min() < 0 or b.max() >= bars_per_day:
             raise MigtError(f"bar_in_day: values outside 0..{bars_per_day - 1} ({int(((b < 0) | (b >= bars_per_day)).sum())} rows)")
-        prof = _profile(r, b, bars_per_day)
+        prof = _profile(r, b, bars_per_day, profile_smoothing)
         e = r / prof[b]
         var_e = float(e.var())
         scale = float(FIT_STD / np.sqrt(var_e))
