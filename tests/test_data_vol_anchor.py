@@ -6,7 +6,8 @@ import torch
 
 from migt_train.data import load_market
 from migt_train.data.events import N_EVENT_FEATURES
-from migt_train.data.vol_anchor import volatility_anchor
+from migt_train.data.vol_anchor import PROFILE_SMOOTHING_MINUTES, volatility_anchor
+from migt_train.data.volatility import GarchTOD
 from migt_train.evaluation.baselines import GarchTODBaseline
 
 from data_helpers import data_cfg, small_bars
@@ -49,7 +50,12 @@ def test_market_carries_anchor_and_events_consistent_with_the_baseline():
     assert torch.equal(off.vol_anchor, torch.ones_like(off.vol_anchor)) and off.events.shape[-1] == 0
     test = on.splits["test"].numpy()
     baseline = GarchTODBaseline.fit(on, levels)  # fitted on the training bars, as the anchor
-    expected = baseline.model.horizon_std(baseline.sigma2_next, baseline.bar_in_day, test, on.horizons)
+    # the anchor is the baseline's GARCH with the time-of-day profile averaged over +-10 minutes
+    r = on.features[:, on.feature_names.index("log_return")].double().numpy()
+    smoothed = GarchTOD.fit(r, baseline.bar_in_day, on.visible_bars("train"), on.bars_per_day,
+                            profile_smoothing=PROFILE_SMOOTHING_MINUTES // on.bar_minutes)
+    assert (smoothed.alpha, smoothed.beta) != (baseline.model.alpha, baseline.model.beta)
+    expected = smoothed.horizon_std(smoothed.filter_variance(r, baseline.bar_in_day), baseline.bar_in_day, test, on.horizons)
     plain = load_market(data_cfg(vol_anchor=True, synthetic={"n_days": 14}))
     np.testing.assert_allclose(plain.vol_anchor[test].numpy(), expected, rtol=1e-5)
     b = on.batch(on.splits["train"][:4])

@@ -179,9 +179,11 @@ def test_smoothed_profile_averages_seen_neighbours_and_has_less_noise():
     r, bid = simulate(30 * BARS_PER_DAY, seed=6)  # 30 training days: 30 returns per bar of day
     raw = GarchTOD.fit(r, bid, slice(0, len(r)), BARS_PER_DAY + 4)  # 4 bar slots never seen
     smooth = GarchTOD.fit(r, bid, slice(0, len(r)), BARS_PER_DAY + 4, profile_smoothing=2)
-    n = BARS_PER_DAY + 4
-    for b in (0, 1, 20, BARS_PER_DAY - 1):
-        nb = [(b + k) % n for k in range(-2, 3) if (b + k) % n < BARS_PER_DAY]  # seen neighbours only
+    # bar 0 follows the 4 unseen slots: the first bar after a break keeps its own mean, and no other
+    # bar averages it in; the others average the seen bars within +-2
+    assert smooth.profile[0] == raw.profile[0]
+    for b in (1, 2, 20, BARS_PER_DAY - 1):
+        nb = [b + k for k in range(-2, 3) if 1 <= b + k < BARS_PER_DAY]
         assert smooth.profile[b] == pytest.approx(raw.profile[nb].mean(), rel=1e-12)
     assert np.all(smooth.profile[BARS_PER_DAY:] == 1.0) and np.all(raw.profile[BARS_PER_DAY:] == 1.0)
     true = _true_profile()

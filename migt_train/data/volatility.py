@@ -64,7 +64,9 @@ FALLBACK_ALPHA, FALLBACK_BETA, FALLBACK_NU = 0.05, 0.94, 8.0
 def _profile(returns: np.ndarray, bar_in_day: np.ndarray, bars_per_day: int, smooth: int = 0) -> np.ndarray:
     """Train mean |r| per bar of day over the overall mean; smooth > 0: each seen bar of day takes the plain
     average of the seen bars of day within +-smooth bars (circular), which trades a little resolution for
-    much less noise (a bar of day holds one return per training day)."""
+    much less noise (a bar of day holds one return per training day). The first bar after a break (an
+    unseen bar of day before it) is neither smoothed nor averaged into its neighbours: its return spans
+    the break (the overnight gap of a day session), a different quantity from the bars that follow."""
     a = np.abs(returns)
     overall = float(a.mean())
     if not overall > 0:
@@ -74,10 +76,12 @@ def _profile(returns: np.ndarray, bar_in_day: np.ndarray, bars_per_day: int, smo
     prof = np.ones(bars_per_day)
     seen = count >= MIN_PROFILE_COUNT
     prof[seen] = total[seen] / count[seen] / overall
-    if smooth > 0 and seen.any():
-        idx = (np.arange(bars_per_day)[:, None] + np.arange(-smooth, smooth + 1)) % bars_per_day  # (bars, window)
-        w = seen[idx]
-        prof[seen] = ((prof[idx] * w).sum(1) / w.sum(1))[seen]
+    inner = seen & np.roll(seen, 1)  # seen, and so is the bar of day before it: not the first after a break
+    if smooth > 0 and inner.any():
+        rows = np.flatnonzero(inner)
+        idx = (rows[:, None] + np.arange(-smooth, smooth + 1)) % bars_per_day  # (inner bars, window)
+        w = inner[idx]
+        prof[rows] = (prof[idx] * w).sum(1) / w.sum(1)  # each window holds its own bar: never 0 / 0
     return np.maximum(prof, PROFILE_FLOOR)
 
 
