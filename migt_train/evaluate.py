@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -102,18 +101,6 @@ def _fit_summary(run_dir: Path, ckpt: dict) -> dict[str, Any]:
         except json.JSONDecodeError:
             logging.getLogger(__name__).warning("%s is not valid JSON; fit summary taken from best.pt", path)
     return {k: original.get(k, ckpt.get(k)) for k in FIT_SUMMARY_KEYS}
-
-
-def _new_eval_dir(run_dir: Path) -> Path:
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    for i in range(1000):
-        out = run_dir / "evaluations" / (stamp if i == 0 else f"{stamp}_{i}")
-        try:
-            out.mkdir(parents=True)
-            return out
-        except FileExistsError:
-            continue
-    raise MigtError(f"{run_dir / 'evaluations'}: cannot create a fresh evaluation directory")
 
 
 def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, dict, Path, list[float]]:
@@ -217,7 +204,9 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     data = load_market(cfg.data, anchor_fit=run_anchor_fit(run_dir, cfg))
     model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)
 
-    out_dir = _new_eval_dir(run_dir)
+    from migt_train.run_dir import fresh_subdir
+
+    out_dir = fresh_subdir(run_dir, "evaluations")
     write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     write_text(out_dir / "overrides.txt", "".join(f"{a}\n" for a in overrides))
     metrics = evaluate_run(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Sequence
 
@@ -21,18 +20,6 @@ import pandas as pd
 from migt_train.errors import MigtError
 
 QUANTILE_PREFIX = "q_"
-
-
-def _new_dir(run_dir: Path) -> Path:
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    for i in range(1000):
-        out = run_dir / "forecasts" / (stamp if i == 0 else f"{stamp}_{i}")
-        try:
-            out.mkdir(parents=True)
-            return out
-        except FileExistsError:
-            continue
-    raise MigtError(f"{run_dir / 'forecasts'}: cannot create a fresh forecast directory")
 
 
 def latest_table(forecasts: pd.DataFrame) -> str:
@@ -63,7 +50,9 @@ def predict_run(run_dir: str | Path, overrides: Sequence[str] = (), last: int | 
 
     run = load_run(run_dir, overrides)
     forecasts = run.predict(None, last=last)
-    out = _new_dir(Path(run_dir))
+    from migt_train.run_dir import fresh_subdir
+
+    out = fresh_subdir(Path(run_dir), "forecasts")
     write_text(out / "config.yaml", OmegaConf.to_yaml(run.cfg))
     atomic_write(out / "forecasts.parquet", lambda p: forecasts.to_parquet(p, index=False, engine="pyarrow"))
     return out, forecasts

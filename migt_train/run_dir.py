@@ -205,3 +205,18 @@ class StopsRaise:
         for s, h in self._old.items():
             signal.signal(s, h)
         self._old = {}
+
+
+def fresh_subdir(run_dir: Path, kind: str) -> Path:
+    """A new, empty run_dir/kind/<timestamp>[_i] (e.g. kind "evaluations" or "forecasts"): never reuses one."""
+    from datetime import datetime
+
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    for i in range(1000):
+        out = run_dir / kind / (stamp if i == 0 else f"{stamp}_{i}")
+        try:
+            out.mkdir(parents=True)
+            return out
+        except FileExistsError:
+            continue
+    raise MigtError(f"{run_dir / kind}: cannot create a fresh directory there")

@@ -35,22 +35,23 @@ class QuantileHeads(nn.Module):
                  init_df: float = 5.0, fixed_shape: bool = False):
         super().__init__()
         self.fixed_shape = fixed_shape
-        self.horizon = nn.Parameter(torch.randn(n_horizons, d_model) * 0.02)
-        self.w1 = nn.Parameter(torch.randn(n_horizons, d_model, hidden) / math.sqrt(d_model))
-        self.b1 = nn.Parameter(torch.zeros(n_horizons, hidden))
-        self.w2 = nn.Parameter(torch.randn(n_horizons, hidden, n_quantiles) * (0.1 / math.sqrt(hidden)))
         step = (init_high - init_low) / max(n_quantiles - 1, 1)
         delta = math.log(math.expm1(step))  # softplus^-1(step)
         init = [init_low] + [delta] * (n_quantiles - 1)
         if init_levels is not None:
             t = stats.t.ppf(list(init_levels), init_df) * math.sqrt((init_df - 2.0) / init_df)
             init = [float(t[0])] + [math.log(math.expm1(float(d))) for d in t[1:] - t[:-1]]
-        self.b2 = nn.Parameter(torch.tensor(init, dtype=torch.float32).repeat(n_horizons, 1))
+        init_t = torch.tensor(init, dtype=torch.float32).repeat(n_horizons, 1)
         self.context = None
-        if fixed_shape:  # the start quantiles as a constant: horizon, w1, b1, w2, b2 are not used
-            start = self.b2[:, :1] + torch.cat([torch.zeros_like(self.b2[:, :1]), F.softplus(self.b2[:, 1:]).cumsum(-1)], -1)
-            del self.horizon, self.w1, self.b1, self.w2, self.b2
-            self.register_buffer("shape", start.detach().clone())
+        if fixed_shape:  # the start quantiles as a constant (set_start replaces them); no MLP
+            start = init_t[:, :1] + torch.cat([torch.zeros_like(init_t[:, :1]), F.softplus(init_t[:, 1:]).cumsum(-1)], -1)
+            self.register_buffer("shape", start)
+        else:
+            self.horizon = nn.Parameter(torch.randn(n_horizons, d_model) * 0.02)
+            self.w1 = nn.Parameter(torch.randn(n_horizons, d_model, hidden) / math.sqrt(d_model))
+            self.b1 = nn.Parameter(torch.zeros(n_horizons, hidden))
+            self.w2 = nn.Parameter(torch.randn(n_horizons, hidden, n_quantiles) * (0.1 / math.sqrt(hidden)))
+            self.b2 = nn.Parameter(init_t)
         if n_context:
             if not fixed_shape:
                 self.context = nn.Linear(n_context, d_model)
