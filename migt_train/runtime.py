@@ -8,9 +8,11 @@ trainer takes: device, rank/world size and the autocast settings.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import ContextManager
 
 import numpy as np
@@ -18,6 +20,9 @@ import torch
 import torch.distributed as dist
 
 from migt_train.errors import MigtError
+
+log = logging.getLogger(__name__)
+FINISH_WAIT_S = 60  # how long a finishing rank waits for the others before leaving the group
 
 
 def resolve_device(name: str | torch.device, key: str = "trainer.device") -> torch.device:
@@ -79,8 +84,14 @@ def share_run_id() -> None:
 
 
 def finish_distributed() -> None:
-    """Leave the process group (at the end of run.py) so the process exits without a warning."""
+    """Leave the process group (at the end of run.py) so the process exits without a warning. The ranks
+    first meet (waiting at most FINISH_WAIT_S for a rank that has died): a rank that tears down its gloo
+    connections while a peer still uses them can make that peer abort (SIGABRT) at exit."""
     if dist.is_available() and dist.is_initialized():
+        try:
+            dist.monitored_barrier(timeout=timedelta(seconds=FINISH_WAIT_S))
+        except RuntimeError as e:  # a rank that died or never got here: leave anyway
+            log.warning("leaving the process group without every rank (%s)", str(e).splitlines()[0][:200])
         dist.destroy_process_group()
 
 
