@@ -159,6 +159,16 @@ def run_anchor_fit(run_dir: Path, cfg: Any) -> Any:
     return read_anchor_fit(run_dir)
 
 
+def run_blend(run_dir: Path, cfg: Any) -> Any:
+    """The run's stored seasonal blend (evaluation.seasonal_blend.SeasonalBlend) when its config turns it on,
+    else None (an override evaluation.seasonal_blend=false scores the model alone)."""
+    if not (cfg.get("evaluation") or {}).get("seasonal_blend"):
+        return None
+    from migt_train.evaluation.seasonal_blend import read_blend
+
+    return read_blend(run_dir)
+
+
 def load_model(cfg: Any, ckpt: dict, ckpt_path: Path, n_features: int) -> Any:
     """The config's model with best.pt's weights (its feature and target scaling included), on the CPU."""
     import torch
@@ -202,6 +212,7 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     device = resolve_device(ev.device, key="evaluation.device")
     precision = run_precision(cfg, device)
     data = load_market(cfg.data, anchor_fit=run_anchor_fit(run_dir, cfg))
+    blend = run_blend(run_dir, cfg)
     model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)
 
     from migt_train.run_dir import fresh_subdir
@@ -219,6 +230,7 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
         batch_size=int(ev.batch_size),
         device=device,
         conformal=bool(ev.conformal),
+        blend=blend,
         ewma_halflife=float(ev.ewma_halflife),
         precision=precision,
     )

@@ -104,6 +104,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
     from migt_train.data import load_market
     from migt_train.data.vol_anchor import ANCHOR_FILE
     from migt_train.evaluation.report import evaluate_run
+    from migt_train.evaluation.seasonal_blend import fit_seasonal_blend, write_blend
     from migt_train.training import Trainer, TrainerConfig, load_checkpoint
 
     t = cfg.trainer
@@ -166,6 +167,15 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
         stops.phase = "during the final evaluation (training is finished; the resume only evaluates)"
         log.info("final evaluation: best.pt (epoch %d) on the test split", result.best_epoch)
         model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt")["model"])
+        blend = None
+        if cfg.evaluation.seasonal_blend:
+            blend = fit_seasonal_blend(model, data, levels, cfg.evaluation.batch_size, runtime.device,
+                                       runtime.precision, bool(cfg.trainer.progress))
+            write_blend(run_dir, blend)
+            log.info("seasonal blend: weight %.2f on the model (val-best %.2f, val pinball %.6g -> %.6g, one-sided 95%% "
+                     "bound %+.3g%s)", blend.weight, blend.fit["best_weight"], blend.fit["val_pinball_model"],
+                     blend.fit["val_pinball_blend"], blend.fit["one_sided_95_bound"],
+                     "" if blend.fit["applied"] else ": not beyond noise, the model alone is kept")
         metrics = evaluate_run(
             run_dir,
             model,
@@ -186,6 +196,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
             batch_size=cfg.evaluation.batch_size,
             device=runtime.device,
             conformal=cfg.evaluation.conformal,
+            blend=blend,
             ewma_halflife=cfg.evaluation.ewma_halflife,
             precision=runtime.precision,
             progress=bool(cfg.trainer.progress),

@@ -27,6 +27,7 @@ class Run:
     device: torch.device
     batch_size: int = 128
     anchor_fit: Any = None  # data.vol_anchor.AnchorFit: the run's stored volatility anchor (data.vol_anchor)
+    blend: Any = None  # evaluation.seasonal_blend.SeasonalBlend: the run's stored blend (evaluation.seasonal_blend)
 
     def market(self, frame: pd.DataFrame | None = None, last: int | None = 1):
         """The MarketData a forecast reads (see data.latest.latest_market)."""
@@ -40,7 +41,8 @@ class Run:
 
         Returns the predictions.parquet layout — timestamp, row, horizon, horizon_bars, target (NaN where the
         future is unknown), q_<level> (log returns) — plus close and price_q_<level> = close * exp(q).
-        Same batches, forward step and autocast as the run's validation (inference.predict).
+        Same batches, forward step and autocast as the run's validation (inference.predict), then the run's
+        seasonal blend when it has one.
         """
         from migt_train.data.latest import SPLIT
         from migt_train.evaluation.report import predictions_frame, quantile_column
@@ -49,6 +51,9 @@ class Run:
         data = self.market(frame, last)
         rows = data.splits[SPLIT]
         q = predict(self.model, data, rows, self.batch_size, self.device, self.precision)
+        if self.blend is not None:
+            self.blend.check_bars_per_day(data.bars_per_day, "evaluation.seasonal_blend")
+            q = self.blend.apply(q, data.bar_in_day[rows])
         out = predictions_frame(data, rows, q, self.levels)
         assert data.close is not None
         out["close"] = np.repeat(data.close[rows.numpy()], len(data.horizons))
@@ -62,7 +67,7 @@ def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torc
     """A run directory (config.yaml + checkpoints/best.pt) -> Run. `overrides`: key=value strings applied to
     the run's config, as for the evaluate CLI (e.g. data.path=other.csv)."""
     from migt_train.data.features import FEATURE_NAMES
-    from migt_train.evaluate import load_model, load_run_config, run_anchor_fit, run_precision
+    from migt_train.evaluate import load_model, load_run_config, run_anchor_fit, run_blend, run_precision
     from migt_train.runtime import resolve_device
 
     run_dir = Path(path)
@@ -71,4 +76,5 @@ def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torc
     dev = resolve_device(device, key="device")
     model = load_model(cfg, ckpt, ckpt_path, len(FEATURE_NAMES)).to(dev).eval()
     ev = cfg.get("evaluation") or {}
-    return Run(run_dir, cfg, model, run_precision(cfg, dev), levels, dev, int(ev.get("batch_size") or 128), anchor_fit)
+    return Run(run_dir, cfg, model, run_precision(cfg, dev), levels, dev, int(ev.get("batch_size") or 128), anchor_fit,
+               run_blend(run_dir, cfg))

@@ -55,6 +55,8 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
         "skill_vs_climatology": metrics.get("skill_vs_climatology"),
         "skill_vs_best_baseline": metrics.get("skill_vs_best_baseline"),
         "best_baseline": metrics.get("best_baseline"),
+        # the model's weight in the forecast (evaluation.seasonal_blend; 1 = the model alone), "-" when off
+        "blend_weight": (metrics.get("seasonal_blend") or {}).get("weight"),
         "epochs": metrics.get("epochs_run", len(history)),
         "status": status,
     }
@@ -81,7 +83,7 @@ def _fmt(v: Any) -> str:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     cols = ["run", "tag", "status", "epochs", "best_val_loss", "test_pinball", "calibration_error",
-            "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "overrides"]
+            "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "blend_weight", "overrides"]
     cells = [[_fmt(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]

@@ -139,7 +139,7 @@ def anchored(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("anchored")
     proc = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), "experiment=smoke", "data.vol_anchor=true", "data.event_calendar=true",
-         "data.vol_anchor_leverage=true", "model.head_shape=fixed",
+         "data.vol_anchor_leverage=true", "model.head_shape=fixed", "evaluation.seasonal_blend=true",
          f"data.cache_dir={cwd / 'cache'}", f"hydra.run.dir={cwd / 'run'}"],
         cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=600,
     )
@@ -158,6 +158,56 @@ def test_anchored_run_stores_its_fit(anchored):
     assert fit.releases is not None and fit.releases.shape == (3, 13)
     assert len(fit.garch.profile) == 288 and 0 < fit.garch.persistence < 1
     assert fit.garch.gamma > 0  # the quickstart's leverage term: fitted, stored and read back
+
+
+def test_anchored_run_stores_its_blend(anchored):
+    """evaluation.seasonal_blend: the weight chosen on val is stored and reported; test_model scores the model alone."""
+    from migt_train.evaluation.seasonal_blend import read_blend
+
+    blend = read_blend(anchored)
+    m = json.loads((anchored / "metrics.json").read_text())
+    assert m["seasonal_blend"] == blend.fit and blend.fit["fitted_on"] == "val"
+    assert blend.table.shape == (288, 5, 7) and blend.fit["n_val"] > 0
+    from migt_train.summarize import run_row
+
+    assert run_row(anchored, anchored.parent)["blend_weight"] == blend.weight
+    pred = pd.read_parquet(anchored / "predictions.parquet")
+    model_q = pred[[f"model_q_{lv}" for lv in LEVELS]].to_numpy(np.float64)
+    if blend.fit["applied"]:
+        assert m["test"]["pinball_loss"] != m["test_model"]["pinball_loss"]
+    else:
+        assert blend.weight == 1.0 and m["test"] == m["test_model"]
+        np.testing.assert_array_equal(_quantiles(pred), model_q)
+
+
+def test_stored_blend_is_what_evaluate_and_predict_use(anchored, tmp_path):
+    """A run whose stored blend takes weight 0.6: evaluate scores 0.6 model + 0.4 seasonal table, and predict gives
+    the same numbers; evaluation.seasonal_blend=false scores the model alone."""
+    import shutil
+
+    import torch
+
+    from migt_train.evaluation.seasonal_blend import read_blend, write_blend
+
+    run_dir = shutil.copytree(anchored, tmp_path / "run", ignore=shutil.ignore_patterns("forecasts", "evaluations"))
+    blend = read_blend(run_dir)
+    blend.weight, blend.fit["weight"], blend.fit["applied"] = 0.6, 0.6, True
+    write_blend(run_dir, blend)
+    out, m = evaluate_checkpoint(run_dir, [])
+    assert m["seasonal_blend"]["weight"] == 0.6 and m["test"]["pinball_loss"] != m["test_model"]["pinball_loss"]
+    pred = pd.read_parquet(out / "predictions.parquet")
+    run = migt_train.load_run(run_dir)
+    bid = run.market(None, last=None).bar_in_day[torch.as_tensor(pred["row"].to_numpy().copy())].numpy()
+    seas = blend.table.numpy()[bid, pred.groupby("row").cumcount().to_numpy()]  # (n * H, Q): row's bar, horizon
+    model_q = pred[[f"model_q_{lv}" for lv in LEVELS]].to_numpy(np.float64)
+    np.testing.assert_allclose(_quantiles(pred), 0.6 * model_q + 0.4 * seas, rtol=1e-5, atol=1e-8)
+    f = run.predict(None, last=None)
+    merged = pred.merge(f, on=["timestamp", "horizon"], suffixes=("", "_f"))
+    assert len(merged) == len(pred)
+    for lv in LEVELS:
+        np.testing.assert_allclose(merged[f"q_{lv}"], merged[f"q_{lv}_f"], rtol=1e-5, atol=1e-7)
+    _, alone = evaluate_checkpoint(run_dir, ["evaluation.seasonal_blend=false"])
+    assert alone["seasonal_blend"] is None and alone["test"] == m["test_model"]
 
 
 def test_anchored_same_numerics_as_evaluation(anchored):

@@ -65,6 +65,12 @@ def circular_block_bootstrap(
     return np.quantile(means, a, axis=0), np.quantile(means, 1.0 - a, axis=0)
 
 
+
+def one_sided_upper_bound(d: np.ndarray, block: int) -> float:
+    """One-sided 95% upper bound of the mean of d (n,): the upper end of the two-sided 90% circular
+    block-bootstrap interval. Below 0: the mean is negative beyond noise (d = new - reference losses)."""
+    return float(circular_block_bootstrap(d, block, level=0.90)[1])
+
 def baseline_metrics(
     preds: Mapping[str, torch.Tensor], y: torch.Tensor, levels: Sequence[float], horizon_names: Sequence[str],
     extra: Mapping[str, Mapping[str, Any]] | None = None,

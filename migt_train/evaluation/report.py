@@ -19,6 +19,7 @@ from migt_train.evaluation.comparison import baseline_metrics, compare_with_best
 from migt_train.evaluation.conformal import ConformalShift
 from migt_train.evaluation.metrics import level_key, quantile_metrics
 from migt_train.evaluation.plots import plot_calibration, plot_loss_curves
+from migt_train.evaluation.seasonal_blend import SeasonalBlend
 from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE, FIT_SUMMARY_KEYS
 from migt_train.inference import predict
 from migt_train.io import atomic_write, write_json
@@ -70,6 +71,7 @@ def evaluate_run(
     batch_size: int = 512,
     device: torch.device | str = "cpu",
     conformal: bool = False,
+    blend: SeasonalBlend | None = None,
     ewma_halflife: float = DEFAULT_EWMA_HALFLIFE,
     precision: Precision | None = None,
     progress: bool = False,
@@ -78,6 +80,8 @@ def evaluate_run(
     metrics.json, predictions.parquet, plots/loss_curves.png (if history_path has epochs),
     plots/calibration.png (+ plots/calibration_conformal.png). Returns the metrics dict.
     `precision`: the autocast validation used (the same numerics for the test forecasts).
+    `blend` (evaluation.seasonal_blend): the forecast is the model's averaged with the seasonal climatology;
+    metrics.json "test" scores it, "test_model" the model alone, "seasonal_blend" how the weight was chosen.
     """
     run_dir = Path(run_dir)
     levels = [float(t) for t in levels]
@@ -94,6 +98,11 @@ def evaluate_run(
             f"model: forecasts have shape {tuple(q.shape[1:])} per sample but the config asks for "
             f"{len(data.horizons)} horizons x {len(levels)} levels"
         )
+    extra: dict[str, torch.Tensor] = {}
+    if blend is not None:
+        blend.check_bars_per_day(data.bars_per_day, "evaluation.seasonal_blend")
+        extra["model_"] = q
+        q = blend.apply(q, data.bar_in_day[test])
     names = list(data.horizon_names)
     metrics: dict[str, Any] = {k: None for k in FIT_SUMMARY_KEYS}
     metrics.update(fit_summary or {})
@@ -106,6 +115,8 @@ def evaluate_run(
         data_source=data.source,
         n_test_samples=len(test),
         test=quantile_metrics(q, y, levels, names),
+        test_model=quantile_metrics(extra["model_"], y, levels, names) if blend is not None else None,
+        seasonal_blend=None if blend is None else blend.fit,
     )
 
     baselines = fit_baselines(data, levels, ewma_halflife)
@@ -127,10 +138,11 @@ def evaluate_run(
     # Undefined when the oracle is no better than climatology: there is no gap to close.
     metrics["oracle_gap_closed"] = (l_clim - loss) / (l_clim - l_or) if l_or is not None and l_clim > l_or else None
 
-    extra: dict[str, torch.Tensor] = {}
     if conformal:
         val = data.splits["val"].cpu()
         val_q = predict(model, data, val, batch_size, device, precision, "conformal fit on val" if progress else None)
+        if blend is not None:
+            val_q = blend.apply(val_q, data.bar_in_day[val])
         cal = ConformalShift.fit(val_q, data.targets[val].cpu(), levels)
         extra["conformal_"] = cal.apply(q)
         metrics["test_conformal"] = quantile_metrics(extra["conformal_"], y, levels, names)

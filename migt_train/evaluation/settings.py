@@ -18,6 +18,7 @@ class EvaluationConfig:
     """The `evaluation.*` config keys and their defaults; also the config schema."""
 
     conformal: bool = False
+    seasonal_blend: bool = False
     batch_size: int = 512
     ewma_halflife: float = DEFAULT_EWMA_HALFLIFE
     device: str = "auto"

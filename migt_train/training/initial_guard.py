@@ -16,9 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from migt_train.evaluation.comparison import circular_block_bootstrap, per_sample_loss
-
-ONE_SIDED = 0.90  # a two-sided 90% interval's upper end is the one-sided 95% bound
+from migt_train.evaluation.comparison import one_sided_upper_bound, per_sample_loss
 
 
 class InitialGuard:
@@ -37,7 +35,7 @@ class InitialGuard:
         if self.losses is None:
             return True, ""
         d = per_sample_loss(q, y, self.levels).mean(-1) - self.losses
-        _, hi = circular_block_bootstrap(d, self.block, level=ONE_SIDED)  # hi: the 95th percentile
+        hi = one_sided_upper_bound(d, self.block)
         return bool(hi < 0), f"val pinball minus epoch 0's {d.mean():+.3g}, one-sided 95% bound {float(hi):+.3g}"
 
     def state_dict(self) -> dict[str, Any]:
