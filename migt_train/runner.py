@@ -172,10 +172,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
             blend = fit_seasonal_blend(model, data, levels, cfg.evaluation.batch_size, runtime.device,
                                        runtime.precision, bool(cfg.trainer.progress))
             write_blend(run_dir, blend)
-            log.info("seasonal blend: weight %.2f on the model (val-best %.2f, val pinball %.6g -> %.6g, one-sided 95%% "
-                     "bound %+.3g%s)", blend.weight, blend.fit["best_weight"], blend.fit["val_pinball_model"],
-                     blend.fit["val_pinball_blend"], blend.fit["one_sided_95_bound"],
-                     "" if blend.fit["applied"] else ": not beyond noise, the model alone is kept")
+            log.info(blend.describe())
         metrics = evaluate_run(
             run_dir,
             model,

@@ -40,6 +40,7 @@ def test_a_better_seasonal_forecast_is_blended_in():
     b = SeasonalBlend.fit_on_val(q_model, y, bid, table, LEVELS, block=4)
     assert b.fit["applied"] and b.weight == b.fit["best_weight"] < 1.0
     assert b.fit["one_sided_95_bound"] < 0 and b.fit["val_pinball_blend"] < b.fit["val_pinball_model"]
+    assert b.describe().startswith(f"seasonal blend: weight {b.weight:.2f}") and "applied" in b.describe()
     assert b.fit["val_loss_difference"] == pytest.approx(b.fit["val_pinball_blend"] - b.fit["val_pinball_model"])
     # the fitted weight is the grid's argmin of the val pinball, by hand
     hand = [_loss(w * q_model + (1 - w) * table[bid], y) for w in WEIGHT_GRID]
@@ -55,6 +56,7 @@ def test_the_true_model_is_kept():
     q_model = table[bid].clone()
     b = SeasonalBlend.fit_on_val(q_model, y, bid, 0.5 * table, LEVELS, block=4)
     assert b.fit["best_weight"] == 1.0 and b.weight == 1.0 and not b.fit["applied"]
+    assert b.fit["one_sided_95_bound"] is None and "the model alone is best on val" in b.describe()
     assert b.apply(q_model, bid) is q_model
 
 
@@ -67,6 +69,7 @@ def test_a_gain_within_noise_is_refused():
     b = SeasonalBlend.fit_on_val(q_model, y, bid, noisy.sort(-1).values, LEVELS, block=12)
     assert b.fit["best_weight"] < 1.0 and b.fit["val_pinball_blend"] < b.fit["val_pinball_model"]
     assert b.fit["one_sided_95_bound"] >= 0 and b.weight == 1.0 and not b.fit["applied"]
+    assert "not beyond noise" in b.describe()
 
 
 def test_apply_is_the_quantile_average():

@@ -52,8 +52,8 @@ class SeasonalBlend:
         losses = [per_sample_loss(w * q_model + (1 - w) * q_seas, y_val, levels).mean(-1) for w in WEIGHT_GRID]
         best = int(np.argmin([float(x.mean()) for x in losses]))
         d = losses[best] - model_loss
-        bound = one_sided_upper_bound(d, block) if WEIGHT_GRID[best] < 1.0 else 0.0
-        weight = float(WEIGHT_GRID[best]) if bound < 0 else 1.0
+        bound = one_sided_upper_bound(d, block) if WEIGHT_GRID[best] < 1.0 else None  # None: the model is val-best
+        weight = float(WEIGHT_GRID[best]) if bound is not None and bound < 0 else 1.0
         fit = {"weight": weight, "best_weight": float(WEIGHT_GRID[best]), "applied": weight < 1.0,
                "fitted_on": "val", "n_val": n, "block": int(block),
                "val_pinball_model": float(model_loss.mean()), "val_pinball_blend": float(losses[best].mean()),
@@ -66,6 +66,15 @@ class SeasonalBlend:
             return q
         seas = self.table[bar_in_day.cpu().long()].to(q.device)
         return (self.weight * q.double() + (1.0 - self.weight) * seas).to(q.dtype)
+
+    def describe(self) -> str:
+        f = self.fit
+        head = (f"seasonal blend: weight {self.weight:.2f} on the model (val pinball {f['val_pinball_model']:.6g}; "
+                f"val-best weight {f['best_weight']:.2f}")
+        if f["one_sided_95_bound"] is None:
+            return head + ": the model alone is best on val)"
+        verdict = "applied" if f["applied"] else "not beyond noise, the model alone is kept"
+        return head + f" gives {f['val_pinball_blend']:.6g}, one-sided 95% bound {f['one_sided_95_bound']:+.3g}: {verdict})"
 
     def check_bars_per_day(self, bars_per_day: int, source: str) -> None:
         if self.table.shape[0] != bars_per_day:
