@@ -56,6 +56,19 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write(path, lambda p: p.write_text(text + "\n"))
 
 
+def read_run_file(path: Path, missing: str) -> Any:
+    """A JSON file a run stored (e.g. vol_anchor.json); one MigtError naming the file when it is missing
+    (`missing` says why that matters) or unreadable."""
+    from migt_train.errors import MigtError
+
+    if not path.is_file():
+        raise MigtError(f"{path}: not found: {missing}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise MigtError(f"{path}: cannot read ({e})") from None
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 

@@ -15,7 +15,6 @@ the volatility level) and multiplies the variance of the release bars inside eac
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -25,6 +24,7 @@ import numpy as np
 from migt_train.data.events import EVENT_CLASSES, EVENT_GROUPS
 from migt_train.data.volatility import GarchTOD
 from migt_train.errors import MigtError
+from migt_train.io import read_run_file
 
 RELEASE_LAGS = 12  # bars after a release (the release bar is lag 0) that get their own multiplier
 ANCHOR_FIT_VERSION = 1  # layout of AnchorFit.to_json (a run's vol_anchor.json)
@@ -186,11 +186,6 @@ def volatility_anchor(
 def read_anchor_fit(run_dir: Path) -> AnchorFit:
     """A run's stored anchor fit; one MigtError when a run trained with data.vol_anchor lacks it."""
     path = Path(run_dir) / ANCHOR_FILE
-    if not path.is_file():
-        raise MigtError(f"{path}: not found: the run was trained with data.vol_anchor=true but its fitted volatility "
-                        "anchor was not stored (a run from before vol_anchor.json existed); retrain it to forecast with it")
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise MigtError(f"{path}: cannot read ({e})") from None
+    d = read_run_file(path, "the run was trained with data.vol_anchor=true but its fitted volatility anchor was not "
+                            "stored (a run from before vol_anchor.json existed); retrain it to forecast with it")
     return AnchorFit.from_json(d, str(path))

@@ -15,7 +15,6 @@ and predict forecast with the same blend on any bars.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +24,7 @@ import torch
 
 from migt_train.errors import MigtError
 from migt_train.evaluation.comparison import one_sided_upper_bound, per_sample_loss
-from migt_train.io import write_json
+from migt_train.io import read_run_file, write_json
 
 BLEND_FILE = "seasonal_blend.json"
 BLEND_VERSION = 1
@@ -106,13 +105,8 @@ def write_blend(run_dir: Path, blend: SeasonalBlend) -> None:
 def read_blend(run_dir: Path) -> SeasonalBlend:
     """A run's stored blend; one MigtError when a run trained with evaluation.seasonal_blend lacks it."""
     path = Path(run_dir) / BLEND_FILE
-    if not path.is_file():
-        raise MigtError(f"{path}: not found: the run was trained with evaluation.seasonal_blend=true but its blend was "
-                        "not stored (training did not reach the final evaluation?); finish or resume the run first")
-    try:
-        d = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise MigtError(f"{path}: cannot read ({e})") from None
+    d = read_run_file(path, "the run was trained with evaluation.seasonal_blend=true but its blend was not stored "
+                            "(training did not reach the final evaluation?); finish or resume the run first")
     return SeasonalBlend.from_json(d, str(path))
 
 
