@@ -6,6 +6,7 @@
 Composes the quickstart config with the overrides, builds the anchored market and prints val (and with --test
 also test) pinball x1e-4 and calibration error of:
   anchor            sigma_h x the training quantiles of y / sigma_h less their mean (the untrained model)
+  drift kept        sigma_h x the training quantiles of y / sigma_h with their mean (the training drift)
   drift hl=D d      + sigma_h x an EWMA (half-life D trading days) of the realised y / sigma_h known at the
                     origin (outcomes of rows <= t - h): the recent drift, in anchor units
   aci g=G           adaptive conformal inference (Gibbs & Candes 2021): each (horizon, level) quantile of
@@ -109,6 +110,8 @@ def main(argv: list[str]) -> None:
         print(f"{name:40s} " + " | ".join(cells), flush=True)
 
     report("anchor", q0)
+    train = data.splits["train"].numpy()
+    report("training drift kept", s[..., None] * np.nanquantile(y[train] / s[train], levels, axis=0).T[None])
     for days in (3, 10):
         report(f"drift hl={days} d", q0 + (drift(y, s, horizons, days * bars_a_day) * s)[..., None])
     for gamma in (0.001, 0.002):
