@@ -77,6 +77,11 @@ def release_offset(ts_utc: np.ndarray, events: np.ndarray) -> np.ndarray:
     return np.where(events > 0, at - minute, 0)
 
 
+def group_hits(events: np.ndarray, group: Sequence[str]) -> np.ndarray:
+    """(n,) class ids -> (n,) bool: the bars holding a release of one of the group's classes."""
+    return np.isin(events, [EVENT_CLASSES.index(c) + 1 for c in group])
+
+
 def decayed_after(impulse: np.ndarray, decay_bars: float) -> np.ndarray:
     """y[t] = impulse[t] + exp(-1 / decay_bars) * y[t-1]: an exponentially fading trace of impulses."""
     return lfilter([1.0], [1.0, -np.exp(-1.0 / decay_bars)], impulse)
@@ -87,10 +92,9 @@ def event_features(events: np.ndarray, horizons: Sequence[int], bar_minutes: int
     [releases of group g in bars t+1 .. t+h (known in advance) for each g,
      decayed recency of group g's last release at bars <= t (known from the past) for each g]."""
     n = len(events)
-    ids = {name: cid for cid, name in enumerate(EVENT_CLASSES, start=1)}
     out = np.zeros((n, len(horizons), N_EVENT_FEATURES), dtype=np.float32)
     for g, group in enumerate(EVENT_GROUPS):
-        hit = np.isin(events, [ids[c] for c in group]).astype(np.float64)
+        hit = group_hits(events, group).astype(np.float64)
         count = np.concatenate([[0.0], np.cumsum(hit)])  # count[i] = releases in bars < i
         for j, h in enumerate(horizons):
             end = np.minimum(np.arange(n) + 1 + h, n)

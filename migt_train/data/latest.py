@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from migt_train.data.build import market_fields, _long, _settings, featurise, horizon_context, series_bars, synthetic_bars, synthetic_config
+from migt_train.data.build import (_long, _settings, _Settings, featurise, horizon_context, market_fields, series_bars,
+                                   synthetic_bars, synthetic_config)
 from migt_train.data.calendar import time_info
-from migt_train.data.features import FEATURE_NAMES, FEATURE_WARMUP
+from migt_train.data.features import FEATURE_WARMUP
 from migt_train.data.market import MarketData
 from migt_train.data.ohlcv import parse_ohlcv, read_ohlcv
-from migt_train.data.targets import horizon_name, log_return_targets, segment_first_rows, window_starts
+from migt_train.data.targets import log_return_targets, segment_first_rows, window_starts
 from migt_train.data.vol_anchor import AnchorFit
 from migt_train.errors import MigtError
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from migt_train.data.events import EVENT_CLASSES, EVENT_GROUPS
+from migt_train.data.events import EVENT_GROUPS, group_hits
 from migt_train.data.volatility import GarchTOD
 from migt_train.errors import MigtError
 from migt_train.io import read_run_file
@@ -43,9 +43,8 @@ def release_lags(events: np.ndarray, max_lag: int = RELEASE_LAGS) -> np.ndarray:
     n = len(events)
     idx = np.arange(n)
     out = np.full((len(EVENT_GROUPS), n), -1, dtype=np.int64)
-    ids = {name: cid for cid, name in enumerate(EVENT_CLASSES, start=1)}
     for g, group in enumerate(EVENT_GROUPS):
-        hit = np.isin(events, [ids[c] for c in group])
+        hit = group_hits(events, group)
         last = np.maximum.accumulate(np.where(hit, idx, -1))
         lag = idx - last
         out[g] = np.where((last >= 0) & (lag <= max_lag), lag, -1)
@@ -155,19 +154,9 @@ def apply_anchor(fit: AnchorFit, returns: np.ndarray, bar_in_day: np.ndarray, ho
     n, k_max = len(r), int(max(horizons))
     out = np.empty((n, len(horizons)), dtype=np.float32)
     room = max(n - k_max, 0)
-    if fit.releases is None:
-        out[:room] = garch.horizon_std(sigma2_next, bid, np.arange(room), horizons)
-    else:
-        # GarchTOD.horizon_std's sum with each future bar's variance also times its release multiplier
-        phi, k = garch.persistence, np.arange(k_max)
-        geo = np.concatenate([[0.0], np.cumsum(phi ** k[:-1])])
-        h_idx = np.asarray(horizons, dtype=np.int64) - 1
-        for lo in range(0, room, 8192):
-            rows = np.arange(lo, min(lo + 8192, room))
-            ahead = rows[:, None] + 1 + k
-            expected = garch.omega * geo + (phi**k) * sigma2_next[rows, None]
-            cum = np.cumsum(garch.profile[bid[ahead]] ** 2 * mult[ahead] * expected, axis=1)
-            out[rows] = np.sqrt(cum[:, h_idx])
+    # each future bar's variance also times its release multiplier
+    out[:room] = garch.horizon_std(sigma2_next, bid, np.arange(room), horizons,
+                                   None if fit.releases is None else mult)
     out[room:] = out[room - 1] if room else 1.0
     return out
 

@@ -59,6 +59,7 @@ FIT_STD = 10.0
 # Used when the fit fails: the RiskMetrics decay with a small omega keeping the variance mean
 # reverting, and moderately heavy tails.
 FALLBACK_ALPHA, FALLBACK_BETA, FALLBACK_NU = 0.05, 0.94, 8.0
+HORIZON_CHUNK = 8192  # origin rows per block of horizon_std
 
 
 def _profile(returns: np.ndarray, bar_in_day: np.ndarray, bars_per_day: int, smooth: int = 0) -> np.ndarray:
@@ -188,9 +189,11 @@ class GarchTOD:
         return v
 
     def horizon_std(
-        self, sigma2_next: np.ndarray, bar_in_day: np.ndarray, rows: np.ndarray, horizons: Sequence[int]
+        self, sigma2_next: np.ndarray, bar_in_day: np.ndarray, rows: np.ndarray, horizons: Sequence[int],
+        bar_multiplier: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(n, H) std of the h-bar log return from origin rows (see the module docstring)."""
+        """(n, H) std of the h-bar log return from origin rows (see the module docstring). bar_multiplier
+        (N,): a known variance factor per bar (e.g. scheduled releases) on each future bar's variance."""
         rows = np.asarray(rows, dtype=np.int64)
         bid = np.asarray(bar_in_day, dtype=np.int64)
         k_max = int(max(horizons))
@@ -200,10 +203,18 @@ class GarchTOD:
         k = np.arange(k_max)  # k = step - 1
         # E_t[sigma2_{t+1+k}] = omega * (1 + phi + ... + phi^(k-1)) + phi^k * sigma2_{t+1}
         geo = np.concatenate([[0.0], np.cumsum(phi ** k[:-1])])
-        expected = self.omega * geo + (phi**k) * np.asarray(sigma2_next, dtype=np.float64)[rows, None]
-        weight = self.profile[bid[rows[:, None] + 1 + k]] ** 2
-        cum = np.cumsum(weight * expected, axis=1)
-        return np.sqrt(cum[:, np.asarray(horizons, dtype=np.int64) - 1])
+        s2 = np.asarray(sigma2_next, dtype=np.float64)
+        h_idx = np.asarray(horizons, dtype=np.int64) - 1
+        out = np.empty((len(rows), len(h_idx)))
+        for lo in range(0, len(rows), HORIZON_CHUNK):  # bounded (chunk, k_max) temporaries
+            r = rows[lo:lo + HORIZON_CHUNK]
+            ahead = r[:, None] + 1 + k
+            weight = self.profile[bid[ahead]] ** 2
+            if bar_multiplier is not None:
+                weight = weight * bar_multiplier[ahead]
+            cum = np.cumsum(weight * (self.omega * geo + (phi**k) * s2[r, None]), axis=1)
+            out[lo:lo + HORIZON_CHUNK] = np.sqrt(cum[:, h_idx])
+        return out
 
     def horizon_mean(self, bar_in_day: np.ndarray, rows: np.ndarray, horizons: Sequence[int]) -> np.ndarray:
         """(n, H) mu * sum_k profile[b_{t+k}]: zero for the zero-mean fit."""
