@@ -89,7 +89,10 @@ def finish_distributed() -> None:
     connections while a peer still uses them can make that peer abort (SIGABRT) at exit."""
     if dist.is_available() and dist.is_initialized():
         try:
-            dist.monitored_barrier(timeout=timedelta(seconds=FINISH_WAIT_S))
+            if dist.get_backend() == "gloo":  # monitored_barrier exists for gloo only
+                dist.monitored_barrier(timeout=timedelta(seconds=FINISH_WAIT_S))
+            else:  # NCCL: the process group's own timeout bounds the wait
+                dist.barrier()
         except RuntimeError as e:  # a rank that died or never got here: leave anyway
             log.warning("leaving the process group without every rank (%s)", str(e).splitlines()[0][:200])
         dist.destroy_process_group()
