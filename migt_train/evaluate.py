@@ -250,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     skill = m.get("skill_vs_climatology")
     line = f"test pinball {m['test']['pinball_loss']:.6g}, calibration error {m['test']['calibration_error']:.4f}"
+    if m.get("calibration_noise") is not None:
+        line += f" (p = {m['calibration_noise']['p_value']:.3f} against exact calibration)"
     if skill is not None:
         line += f", skill vs climatology {skill:+.2%}"
     if m.get("oracle_gap_closed") is not None:

@@ -52,6 +52,8 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
         "best_val_loss": best_val,
         "test_pinball": test.get("pinball_loss"),
         "calibration_error": test.get("calibration_error"),
+        # the share of exactly calibrated forecasts on the same rows that score at least that error
+        "calibration_p": (metrics.get("calibration_noise") or {}).get("p_value"),
         "skill_vs_climatology": metrics.get("skill_vs_climatology"),
         "skill_vs_best_baseline": metrics.get("skill_vs_best_baseline"),
         "best_baseline": metrics.get("best_baseline"),
@@ -83,7 +85,7 @@ def _fmt(v: Any) -> str:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     cols = ["run", "tag", "status", "epochs", "best_val_loss", "test_pinball", "calibration_error",
-            "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "blend_weight", "overrides"]
+            "calibration_p", "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "blend_weight", "overrides"]
     cells = [[_fmt(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]

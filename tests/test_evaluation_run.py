@@ -60,6 +60,10 @@ def test_metrics_layout(run):
     assert m["oracle_gap_closed"] == pytest.approx((Lc - L) / (Lc - Lo))
     assert Lo < m["baselines"]["ewma"]["pinball_loss"] < Lc  # the toy market's volatility regimes are real signal
     assert "test_conformal" not in m
+    noise = m["calibration_noise"]
+    assert noise["n_samples"] == m["n_test_samples"] and noise["draws"] == 400
+    assert 0 < noise["median"] < noise["p95"] and 0 < noise["p_value"] <= 1
+    assert set(noise["coverage_band95"]) == {f"{t:g}" for t in LEVELS}
 
 
 def test_baselines_and_comparison_keys(run):

@@ -82,6 +82,8 @@ def test_summarize_lists_runs(smoke_run: Path, capsys: pytest.CaptureFixture) ->
     rows = summarize(root)
     assert len(rows) == 1 and rows[0]["status"] == "completed" and rows[0]["epochs"] == 2
     assert rows[0]["test_pinball"] > 0
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    assert rows[0]["calibration_p"] == metrics["calibration_noise"]["p_value"]
     assert summarize_main([str(root)]) == 0
     out = capsys.readouterr().out
     assert smoke_run.name in out and "best_val_loss" in out

@@ -62,10 +62,13 @@ def plot_calibration(
     metrics: Mapping[str, Any], levels: Sequence[float], horizon_names: Sequence[str], path: str | os.PathLike,
     title: str = "Test calibration",
     reference: tuple[str, Mapping[str, Any]] | None = None,
+    band: Mapping[str, Sequence[float]] | None = None,
 ) -> Path:
     """Reliability diagram from a quantile_metrics dict: left, nominal level vs observed coverage
     per horizon; right, central-interval nominal coverage vs PICP. Perfect calibration = diagonal.
-    reference: (name, quantile_metrics dict) of a baseline, drawn dashed (all horizons pooled)."""
+    reference: (name, quantile_metrics dict) of a baseline, drawn dashed (all horizons pooled).
+    band: {tau: [low, high]}, the pooled coverage an exactly calibrated forecast stays within in 95% of
+    draws on the same rows (metrics.json calibration_noise.coverage_band95), shaded around the diagonal."""
     from migt_train.evaluation.metrics import level_key
 
     fig = Figure(figsize=(11, 4.8))
@@ -77,6 +80,9 @@ def plot_calibration(
         ax.set_aspect("equal")
         ax.grid(alpha=0.3)
     taus = [float(t) for t in levels]
+    if band is not None:
+        ax_q.fill_between(taus, [band[level_key(t)][0] for t in taus], [band[level_key(t)][1] for t in taus],
+                          color="tab:gray", alpha=0.2, lw=0, label="exactly calibrated, 95% of draws (all)")
     for name in horizon_names:
         m = metrics["per_horizon"][name]
         ax_q.plot(taus, [m["coverage"][level_key(t)] for t in taus], marker="o", ms=4, lw=1.4, label=name)

@@ -15,6 +15,7 @@ from torch import nn
 from migt_train.data.market import MarketData
 from migt_train.errors import MigtError
 from migt_train.evaluation.baselines import fit_baselines
+from migt_train.evaluation.calibration_noise import calibration_noise, describe
 from migt_train.evaluation.comparison import baseline_metrics, compare_with_best_baseline, log_comparison
 from migt_train.evaluation.conformal import ConformalShift
 from migt_train.evaluation.metrics import level_key, quantile_metrics
@@ -118,6 +119,7 @@ def evaluate_run(
         test_model=quantile_metrics(extra["model_"], y, levels, names) if blend is not None else None,
         seasonal_blend=None if blend is None else blend.fit,
     )
+    metrics["calibration_noise"] = calibration_noise(metrics["test"]["calibration_error"], test.numpy(), data.horizons, levels)
 
     baselines = fit_baselines(data, levels, ewma_halflife)
     preds = {k: b.predict(test) for k, b in baselines.items()}
@@ -156,10 +158,12 @@ def evaluate_run(
     atomic_write(run_dir / "predictions.parquet", lambda p: frame.to_parquet(p, index=False, engine="pyarrow"))
     plots = run_dir / "plots"
     reference = (metrics["best_baseline"], metrics["baselines"][metrics["best_baseline"]])
-    plot_calibration(metrics["test"], levels, names, plots / "calibration.png", reference=reference)
+    band = metrics["calibration_noise"]["coverage_band95"]
+    plot_calibration(metrics["test"], levels, names, plots / "calibration.png", reference=reference, band=band)
     if conformal:
         plot_calibration(metrics["test_conformal"], levels, names, plots / "calibration_conformal.png",
-                         title="Test calibration after conformal recalibration (fitted on val)", reference=reference)
+                         title="Test calibration after conformal recalibration (fitted on val)", reference=reference,
+                         band=band)
     if history_path is not None and Path(history_path).is_file():
         if plot_loss_curves(history_path, plots / "loss_curves.png") is None:
             log.warning("%s holds no epochs; loss curves not plotted", history_path)
@@ -167,4 +171,5 @@ def evaluate_run(
         log.warning("no history at %s; loss curves not plotted", history_path)
     write_json(run_dir / "metrics.json", metrics)
     log_comparison(metrics)
+    log.info(describe(metrics["test"]["calibration_error"], metrics["calibration_noise"]))
     return metrics
