@@ -169,6 +169,16 @@ def run_blend(run_dir: Path, cfg: Any) -> Any:
     return read_blend(run_dir)
 
 
+def run_grid(run_dir: Path, cfg: Any) -> Any:
+    """The run's stored price grid (evaluation.price_grid.PriceGrid) when its config sets evaluation.price_tick,
+    else None (an override evaluation.price_tick=null scores the forecast off the grid)."""
+    if (cfg.get("evaluation") or {}).get("price_tick") is None:
+        return None
+    from migt_train.evaluation.price_grid import read_grid
+
+    return read_grid(run_dir)
+
+
 def load_model(cfg: Any, ckpt: dict, ckpt_path: Path, n_features: int) -> Any:
     """The config's model with best.pt's weights (its feature and target scaling included), on the CPU."""
     import torch
@@ -213,6 +223,7 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     precision = run_precision(cfg, device)
     data = load_market(cfg.data, anchor_fit=run_anchor_fit(run_dir, cfg))
     blend = run_blend(run_dir, cfg)
+    grid = run_grid(run_dir, cfg)
     model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)
 
     from migt_train.run_dir import fresh_subdir
@@ -231,6 +242,7 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
         device=device,
         conformal=bool(ev.conformal),
         blend=blend,
+        grid=grid,
         ewma_halflife=float(ev.ewma_halflife),
         precision=precision,
     )

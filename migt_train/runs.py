@@ -28,6 +28,7 @@ class Run:
     batch_size: int = 128
     anchor_fit: Any = None  # data.vol_anchor.AnchorFit: the run's stored volatility anchor (data.vol_anchor)
     blend: Any = None  # evaluation.seasonal_blend.SeasonalBlend: the run's stored blend (evaluation.seasonal_blend)
+    grid: Any = None  # evaluation.price_grid.PriceGrid: the run's stored price grid (evaluation.price_tick)
 
     def market(self, frame: pd.DataFrame | None = None, last: int | None = 1):
         """The MarketData a forecast reads (see data.latest.latest_market)."""
@@ -42,7 +43,7 @@ class Run:
         Returns the predictions.parquet layout — timestamp, row, horizon, horizon_bars, target (NaN where the
         future is unknown), q_<level> (log returns) — plus close and price_q_<level> = close * exp(q).
         Same batches, forward step and autocast as the run's validation (inference.predict), then the run's
-        seasonal blend when it has one.
+        seasonal blend and price grid when it has them.
         """
         from migt_train.data.latest import SPLIT
         from migt_train.evaluation.report import predictions_frame, quantile_column
@@ -54,8 +55,10 @@ class Run:
         if self.blend is not None:
             self.blend.check_bars_per_day(data.bars_per_day, "evaluation.seasonal_blend")
             q = self.blend.apply(q, data.bar_in_day[rows])
-        out = predictions_frame(data, rows, q, self.levels)
         assert data.close is not None
+        if self.grid is not None:
+            q = self.grid.snap(q, data.close[rows.numpy()])
+        out = predictions_frame(data, rows, q, self.levels)
         out["close"] = np.repeat(data.close[rows.numpy()], len(data.horizons))
         for tau in self.levels:
             col = quantile_column(tau)
@@ -67,7 +70,7 @@ def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torc
     """A run directory (config.yaml + checkpoints/best.pt) -> Run. `overrides`: key=value strings applied to
     the run's config, as for the evaluate CLI (e.g. data.path=other.csv)."""
     from migt_train.data.features import FEATURE_NAMES
-    from migt_train.evaluate import load_model, load_run_config, run_anchor_fit, run_blend, run_precision
+    from migt_train.evaluate import load_model, load_run_config, run_anchor_fit, run_blend, run_grid, run_precision
     from migt_train.runtime import resolve_device
 
     run_dir = Path(path)
@@ -77,4 +80,4 @@ def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torc
     model = load_model(cfg, ckpt, ckpt_path, len(FEATURE_NAMES)).to(dev).eval()
     ev = cfg.get("evaluation") or {}
     return Run(run_dir, cfg, model, run_precision(cfg, dev), levels, dev, int(ev.get("batch_size") or 128), anchor_fit,
-               run_blend(run_dir, cfg))
+               run_blend(run_dir, cfg), run_grid(run_dir, cfg))

@@ -34,11 +34,15 @@ def _continuous(n: int, seed: int = 1) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """Trained on bars whose prices lie on a 0.25 grid, with evaluation.price_tick=auto."""
     cwd = tmp_path_factory.mktemp("predict")
-    path = write_bars(small_bars(n_days=14, seed=4), cwd / "bars.csv")
+    bars = small_bars(n_days=14, seed=4)
+    bars[["open", "high", "low", "close"]] = (bars[["open", "high", "low", "close"]] * 4).round() / 4
+    path = write_bars(bars, cwd / "bars.csv")
     env = {**os.environ, "MIGT_CACHE_DIR": str(cwd / "cache")}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "experiment=smoke", "data=ohlcv", f"data.path={path}"],
+        [sys.executable, str(ROOT / "run.py"), "experiment=smoke", "data=ohlcv", f"data.path={path}",
+         "evaluation.price_tick=auto"],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -49,6 +53,39 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 def test_run_records_rolls(trained):
     record = json.loads((trained[0] / "rolls.json").read_text())
     assert record == {"symbol": None, "contracts": [], "dropped_spreads": 0, "rolls": []}
+
+
+def test_price_grid_is_found_stored_and_scored(trained, tmp_path):
+    """The 0.25 grid is found on the training closes and decided on val. Forced on in a copy of the run: the
+    evaluated quantiles sit on the grid, predict gives the same numbers, and evaluation.price_tick=null scores the
+    forecast off the grid, as metrics.json reported it."""
+    import shutil
+
+    from migt_train.evaluation.price_grid import read_grid, write_grid
+
+    run_dir, _ = trained
+    grid = read_grid(run_dir)
+    assert grid.tick == 0.25 and grid.share_on_grid == 1.0 and grid.source == "found on the training closes"
+    assert grid.val["n_val"] > 0
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["price_grid"]["tick"] == 0.25 and m["price_grid"]["applied"] == grid.applied
+
+    copy = shutil.copytree(run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("forecasts", "evaluations"))
+    grid.applied = True
+    write_grid(copy, grid)
+    out, m = evaluate_checkpoint(copy, [])
+    pred = pd.read_parquet(out / "predictions.parquet")
+    f = migt_train.load_run(copy).predict(None, last=None)
+    merged = pred.merge(f, on=["timestamp", "horizon"], suffixes=("", "_f"))
+    assert len(merged) == len(pred)
+    ticks = np.expm1(_quantiles(merged)) * merged[["close"]].to_numpy() / 0.25  # each quantile in ticks from the close
+    np.testing.assert_allclose(ticks - np.round(ticks), 1e-3, atol=1e-4)
+    for lv in LEVELS:
+        np.testing.assert_allclose(merged[f"q_{lv}"], merged[f"q_{lv}_f"], rtol=1e-5, atol=1e-7)
+    _, off = evaluate_checkpoint(copy, ["evaluation.price_tick=null"])
+    assert off["price_grid"] is None and m["test"]["pinball_loss"] != off["test"]["pinball_loss"]
+    assert off["test"]["pinball_loss"] == pytest.approx(m["price_grid"]["test_off_grid"]["pinball_loss"], rel=1e-9)
+    assert off["test"]["calibration_error"] == pytest.approx(m["price_grid"]["test_off_grid"]["calibration_error"])
 
 
 def test_mid_session_file_latest_forecast(trained, tmp_path, capsys):

@@ -20,6 +20,7 @@ from migt_train.evaluation.comparison import baseline_metrics, compare_with_best
 from migt_train.evaluation.conformal import ConformalShift
 from migt_train.evaluation.metrics import level_key, quantile_metrics
 from migt_train.evaluation.plots import plot_calibration, plot_loss_curves
+from migt_train.evaluation.price_grid import PriceGrid
 from migt_train.evaluation.seasonal_blend import SeasonalBlend
 from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE, FIT_SUMMARY_KEYS
 from migt_train.inference import predict
@@ -61,6 +62,15 @@ def _loss(m: Mapping[str, Any] | None) -> float | None:
     return None if m is None else m["pinball_loss"]
 
 
+def _grid_report(grid: PriceGrid, q_off_grid: torch.Tensor, y: torch.Tensor, levels: Sequence[float],
+                 names: Sequence[str]) -> dict[str, Any]:
+    """metrics.json "price_grid": the grid, and the test pinball and calibration of the forecast off it."""
+    off = quantile_metrics(q_off_grid, y, levels, names)
+    report = {k: v for k, v in grid.to_json().items() if k != "version"}
+    report["test_off_grid"] = {"pinball_loss": off["pinball_loss"], "calibration_error": off["calibration_error"]}
+    return report
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     model: nn.Module,
@@ -73,6 +83,7 @@ def evaluate_run(
     device: torch.device | str = "cpu",
     conformal: bool = False,
     blend: SeasonalBlend | None = None,
+    grid: PriceGrid | None = None,
     ewma_halflife: float = DEFAULT_EWMA_HALFLIFE,
     precision: Precision | None = None,
     progress: bool = False,
@@ -83,6 +94,8 @@ def evaluate_run(
     `precision`: the autocast validation used (the same numerics for the test forecasts).
     `blend` (evaluation.seasonal_blend): the forecast is the model's averaged with the seasonal climatology;
     metrics.json "test" scores it, "test_model" the model alone, "seasonal_blend" how the weight was chosen.
+    `grid` (evaluation.price_tick): the quantiles are then moved onto the price grid; metrics.json "price_grid"
+    holds the tick and the test figures of the forecast before that.
     """
     run_dir = Path(run_dir)
     levels = [float(t) for t in levels]
@@ -105,6 +118,9 @@ def evaluate_run(
         extra["model_"] = q
         q = blend.apply(q, data.bar_in_day[test])
     names = list(data.horizon_names)
+    q_off_grid = q
+    if grid is not None:
+        q = grid.snap(q, data.close[test.numpy()])
     metrics: dict[str, Any] = {k: None for k in FIT_SUMMARY_KEYS}
     metrics.update(fit_summary or {})
     if metrics.get("n_parameters") is None:
@@ -118,6 +134,7 @@ def evaluate_run(
         test=quantile_metrics(q, y, levels, names),
         test_model=quantile_metrics(extra["model_"], y, levels, names) if blend is not None else None,
         seasonal_blend=None if blend is None else blend.fit,
+        price_grid=None if grid is None else _grid_report(grid, q_off_grid, y, levels, names),
     )
     metrics["calibration_noise"] = calibration_noise(metrics["test"]["calibration_error"], test.numpy(), data.horizons, levels)
 
@@ -146,7 +163,9 @@ def evaluate_run(
         if blend is not None:
             val_q = blend.apply(val_q, data.bar_in_day[val])
         cal = ConformalShift.fit(val_q, data.targets[val].cpu(), levels)
-        extra["conformal_"] = cal.apply(q)
+        extra["conformal_"] = cal.apply(q_off_grid)
+        if grid is not None:
+            extra["conformal_"] = grid.snap(extra["conformal_"], data.close[test.numpy()])
         metrics["test_conformal"] = quantile_metrics(extra["conformal_"], y, levels, names)
         metrics["conformal"] = {
             "fitted_on": "val",

@@ -110,15 +110,13 @@ def read_blend(run_dir: Path) -> SeasonalBlend:
     return SeasonalBlend.from_json(d, str(path))
 
 
-def fit_seasonal_blend(model: torch.nn.Module, data: Any, levels: Sequence[float], batch_size: int,
-                       device: torch.device | str, precision: Any = None, progress: bool = False) -> SeasonalBlend:
-    """The blend for a trained model: its val forecasts against the seasonal climatology fitted on train."""
+def fit_seasonal_blend(q_val: torch.Tensor, data: Any, levels: Sequence[float]) -> SeasonalBlend:
+    """The blend for a trained model: its val forecasts q_val (N_val, H, Q) against the seasonal climatology
+    fitted on train."""
     from migt_train.evaluation.baselines import SeasonalClimatology
-    from migt_train.inference import predict
 
     val = data.splits["val"].cpu()
     if len(val) == 0:
         raise MigtError("evaluation.seasonal_blend: the validation split is empty (0 rows); nothing to fit the weight on")
-    q_val = predict(model, data, val, batch_size, device, precision, "seasonal blend fit on val" if progress else None)
     table = SeasonalClimatology.fit(data, levels).quantiles
     return SeasonalBlend.fit_on_val(q_val, data.targets[val].cpu(), data.bar_in_day[val], table, levels, max(data.horizons))
