@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from migt_train.errors import MigtError
