@@ -111,9 +111,6 @@ def _fit_on_val(cfg: DictConfig, model: Any, data: Any, levels: list[float], run
     if not ev.seasonal_blend and ev.price_tick is None:
         return None, None
     val = data.splits["val"].cpu()
-    if len(val) == 0:
-        key = "seasonal_blend" if ev.seasonal_blend else "price_tick"
-        raise MigtError(f"evaluation.{key}: the validation split is empty (0 rows); nothing to decide it on")
     q_val = predict(model, data, val, ev.batch_size, runtime.device, runtime.precision,
                     "val forecasts" if cfg.trainer.progress else None)
     blend = grid = None

@@ -30,7 +30,7 @@ import torch
 
 from migt_train.errors import MigtError
 from migt_train.evaluation.settings import parse_price_tick
-from migt_train.io import read_run_file, write_json
+from migt_train.io import read_val_decision, write_json
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,4 @@ def write_grid(run_dir: Path, grid: PriceGrid) -> None:
 
 def read_grid(run_dir: Path) -> PriceGrid:
     """A run's stored price grid; one MigtError when a run trained with evaluation.price_tick lacks it."""
-    path = Path(run_dir) / GRID_FILE
-    d = read_run_file(path, "the run was trained with evaluation.price_tick set but its grid was not stored "
-                            "(training did not reach the final evaluation?); finish or resume the run first")
-    return PriceGrid.from_json(d, str(path))
+    return read_val_decision(run_dir, GRID_FILE, "evaluation.price_tick set", PriceGrid.from_json)

@@ -24,7 +24,7 @@ import torch
 
 from migt_train.errors import MigtError
 from migt_train.evaluation.comparison import one_sided_upper_bound, per_sample_loss
-from migt_train.io import read_run_file, write_json
+from migt_train.io import read_val_decision, write_json
 
 BLEND_FILE = "seasonal_blend.json"
 BLEND_VERSION = 1
@@ -104,10 +104,7 @@ def write_blend(run_dir: Path, blend: SeasonalBlend) -> None:
 
 def read_blend(run_dir: Path) -> SeasonalBlend:
     """A run's stored blend; one MigtError when a run trained with evaluation.seasonal_blend lacks it."""
-    path = Path(run_dir) / BLEND_FILE
-    d = read_run_file(path, "the run was trained with evaluation.seasonal_blend=true but its blend was not stored "
-                            "(training did not reach the final evaluation?); finish or resume the run first")
-    return SeasonalBlend.from_json(d, str(path))
+    return read_val_decision(run_dir, BLEND_FILE, "evaluation.seasonal_blend=true", SeasonalBlend.from_json)
 
 
 def fit_seasonal_blend(q_val: torch.Tensor, data: Any, levels: Sequence[float]) -> SeasonalBlend:
