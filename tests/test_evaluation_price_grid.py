@@ -32,6 +32,11 @@ def test_detect_tick_on_grids_and_off():
     adjusted[:2500] *= 1.0137  # ratio back-adjustment before a roll
     assert detect_tick(adjusted)[0] is None
     assert share_on_grid(_walk(5000, 0.25), 0.5) < 0.9
+    # one price in a hundred off the grid (bad prints): no grid
+    noisy = _walk(5000, 0.25)
+    noisy[::100] += 0.1
+    tick, share = detect_tick(noisy)
+    assert tick is None and share < 0.999
 
 
 def test_snap_is_the_quantile_of_the_forecast_rounded_to_ticks():

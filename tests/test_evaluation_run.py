@@ -173,6 +173,7 @@ def test_cli_writes_fresh_evaluation(cli, capsys):
     assert (run_dir / "metrics.json").read_text() == original
     printed = capsys.readouterr().out
     assert str(out / "metrics.json") in printed and f"vs best baseline {m['best_baseline']}" in printed and "95% CI" in printed
+    assert f"(p = {m['calibration_noise']['p_value']:.3f} against exact calibration)" in printed
     assert main([str(run_dir)]) == 0 and len(list((run_dir / "evaluations").iterdir())) == 2
 
 

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 GRID_FILE = "price_grid.json"
 # share of the training price changes that must be whole multiples of the tick for a grid to be used
 ON_GRID_SHARE = 0.999
+# a price change is a multiple of the tick when within this fraction of the price level of one (float noise of
+# a difference of two float64 prices is ~1e-16 of the price); ticks finer than MIN_TICK of the price (real
+# ones are 1e-6 and up) are read as continuous prices
+_FLOAT_NOISE = 1e-9
+MIN_TICK = 1e-7
 # a snapped quantile sits this fraction of a tick above its grid point: outcomes on the point count as
 # covered (y <= q) whatever the float rounding of the float32 targets
 _ABOVE_POINT = 1e-3
@@ -44,22 +49,25 @@ _ABOVE_POINT = 1e-3
 
 def share_on_grid(close: np.ndarray, tick: float) -> float:
     """Share of the nonzero price changes in `close` that are whole multiples of `tick` (1.0 if none)."""
-    d = np.abs(np.diff(np.asarray(close, dtype=np.float64)))
+    close = np.asarray(close, dtype=np.float64)
+    d = np.abs(np.diff(close))
     d = d[d > 0]
     if len(d) == 0:
         return 1.0
-    k = d / tick
-    return float(np.mean(np.abs(k - np.round(k)) <= 1e-6 * np.maximum(1.0, k)))
+    return float(np.mean(np.abs(d - np.round(d / tick) * tick) <= _FLOAT_NOISE * np.median(np.abs(close))))
 
 
 def detect_tick(close: np.ndarray) -> tuple[float | None, float]:
     """(tick, share of changes on its grid): the smallest price change, when ON_GRID_SHARE of the changes
     are multiples of it; (None, share) for prices off any grid (e.g. the synthetic market)."""
-    d = np.abs(np.diff(np.asarray(close, dtype=np.float64)))
+    close = np.asarray(close, dtype=np.float64)
+    d = np.abs(np.diff(close))
     d = d[d > 0]
     if len(d) == 0:
         return None, 0.0
     tick = float(f"{d.min():.8g}")  # 0.004999999999995 (a difference of two float prices) -> 0.005
+    if tick < MIN_TICK * np.median(np.abs(close)):
+        return None, 0.0
     share = share_on_grid(close, tick)
     return (tick if share >= ON_GRID_SHARE else None), share
 
@@ -117,8 +125,8 @@ class PriceGrid:
 
     def describe(self) -> str:
         if self.tick is None:
-            return (f"price grid: none found ({self.share_on_grid:.1%} of the training price changes are multiples of "
-                    "the smallest); forecasts left continuous")
+            return ("price grid: none found on the training closes (their smallest change is below 1e-7 of the price, "
+                    f"or {self.share_on_grid:.1%} of the changes are multiples of it); forecasts left continuous")
         head = f"price grid: tick {self.tick:g} ({self.source}; {self.share_on_grid:.2%} of the training price changes on it)"
         if self.val is None:
             return head + ("; quantiles snapped to it" if self.applied else "; not decided on val, not applied")
