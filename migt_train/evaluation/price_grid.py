@@ -125,8 +125,8 @@ class PriceGrid:
 
     def describe(self) -> str:
         if self.tick is None:
-            return ("price grid: none found on the training closes (their smallest change is below 1e-7 of the price, "
-                    f"or {self.share_on_grid:.1%} of the changes are multiples of it); forecasts left continuous")
+            why = f" ({self.share_on_grid:.1%} of the changes are multiples of the smallest)" if self.share_on_grid else ""
+            return f"price grid: none found on the training closes{why}; forecasts left continuous"
         head = f"price grid: tick {self.tick:g} ({self.source}; {self.share_on_grid:.2%} of the training price changes on it)"
         if self.val is None:
             return head + ("; quantiles snapped to it" if self.applied else "; not decided on val, not applied")
