@@ -62,13 +62,13 @@ def plot_calibration(
     metrics: Mapping[str, Any], levels: Sequence[float], horizon_names: Sequence[str], path: str | os.PathLike,
     title: str = "Test calibration",
     reference: tuple[str, Mapping[str, Any]] | None = None,
-    band: Mapping[str, Sequence[float]] | None = None,
+    noise: Mapping[str, Any] | None = None,
 ) -> Path:
     """Reliability diagram from a quantile_metrics dict: left, nominal level vs observed coverage
     per horizon; right, central-interval nominal coverage vs PICP. Perfect calibration = diagonal.
     reference: (name, quantile_metrics dict) of a baseline, drawn dashed (all horizons pooled).
-    band: {tau: [low, high]}, the pooled coverage an exactly calibrated forecast stays within in 95% of
-    draws on the same rows (metrics.json calibration_noise.coverage_band95), shaded around the diagonal."""
+    noise: metrics.json calibration_noise of the same rows: its coverage_band95 (the pooled coverage an exactly
+    calibrated forecast stays within in 95% of draws) is shaded around the diagonal, its p_value in the title."""
     from migt_train.evaluation.metrics import level_key
 
     fig = Figure(figsize=(11, 4.8))
@@ -80,7 +80,8 @@ def plot_calibration(
         ax.set_aspect("equal")
         ax.grid(alpha=0.3)
     taus = [float(t) for t in levels]
-    if band is not None:
+    if noise is not None:
+        band = noise["coverage_band95"]
         ax_q.fill_between(taus, [band[level_key(t)][0] for t in taus], [band[level_key(t)][1] for t in taus],
                           color="tab:gray", alpha=0.2, lw=0, label="exactly calibrated, 95% of draws (all)")
     for name in horizon_names:
@@ -103,7 +104,8 @@ def plot_calibration(
                       alpha=0.8, label=f"{ref_name} (all)")
     ax_q.set_xlabel("quantile level τ  (levels: " + ", ".join(level_key(t) for t in taus) + ")", fontsize=9)
     ax_q.set_ylabel("observed coverage  P(y ≤ q_τ)")
-    ax_q.set_title(f"Quantiles (calibration error {metrics['calibration_error']:.3f})", fontsize=10)
+    p = "" if noise is None else f", p = {noise['p_value']:.2f} against exact calibration"
+    ax_q.set_title(f"Quantiles (calibration error {metrics['calibration_error']:.3f}{p})", fontsize=10)
     ax_q.legend(loc="best", fontsize=8, framealpha=0.85)
     pairs = ", ".join(f"{i['lower']:g}–{i['upper']:g}" for i in sorted(metrics["intervals"], key=lambda i: i["nominal"]))
     ax_i.set_xlabel(f"nominal interval coverage  (intervals: {pairs})", fontsize=9)

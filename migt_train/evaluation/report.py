@@ -177,12 +177,11 @@ def evaluate_run(
     atomic_write(run_dir / "predictions.parquet", lambda p: frame.to_parquet(p, index=False, engine="pyarrow"))
     plots = run_dir / "plots"
     reference = (metrics["best_baseline"], metrics["baselines"][metrics["best_baseline"]])
-    band = metrics["calibration_noise"]["coverage_band95"]
-    plot_calibration(metrics["test"], levels, names, plots / "calibration.png", reference=reference, band=band)
+    plot_calibration(metrics["test"], levels, names, plots / "calibration.png", reference=reference,
+                     noise=metrics["calibration_noise"])
     if conformal:
         plot_calibration(metrics["test_conformal"], levels, names, plots / "calibration_conformal.png",
-                         title="Test calibration after conformal recalibration (fitted on val)", reference=reference,
-                         band=band)
+                         title="Test calibration after conformal recalibration (fitted on val)", reference=reference)
     if history_path is not None and Path(history_path).is_file():
         if plot_loss_curves(history_path, plots / "loss_curves.png") is None:
             log.warning("%s holds no epochs; loss curves not plotted", history_path)
