@@ -46,18 +46,14 @@ class Run:
         seasonal blend and price grid when it has them.
         """
         from migt_train.data.latest import SPLIT
-        from migt_train.evaluation.report import predictions_frame, quantile_column
+        from migt_train.evaluation.report import predictions_frame, quantile_column, run_forecast
         from migt_train.inference import predict
 
         data = self.market(frame, last)
         rows = data.splits[SPLIT]
         q = predict(self.model, data, rows, self.batch_size, self.device, self.precision)
-        if self.blend is not None:
-            self.blend.check_bars_per_day(data.bars_per_day, "evaluation.seasonal_blend")
-            q = self.blend.apply(q, data.bar_in_day[rows])
         assert data.close is not None
-        if self.grid is not None:
-            q = self.grid.snap(q, data.close[rows.numpy()])
+        q = run_forecast(q, data, rows, self.blend, self.grid)[1]
         out = predictions_frame(data, rows, q, self.levels)
         out["close"] = np.repeat(data.close[rows.numpy()], len(data.horizons))
         for tau in self.levels:

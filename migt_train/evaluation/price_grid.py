@@ -47,28 +47,32 @@ MIN_TICK = 1e-7
 _ABOVE_POINT = 1e-3
 
 
-def share_on_grid(close: np.ndarray, tick: float) -> float:
-    """Share of the nonzero price changes in `close` that are whole multiples of `tick` (1.0 if none)."""
+def _changes(close: np.ndarray) -> tuple[np.ndarray, float]:
+    """(nonzero absolute price changes, median price level) of a close series."""
     close = np.asarray(close, dtype=np.float64)
     d = np.abs(np.diff(close))
-    d = d[d > 0]
-    if len(d) == 0:
-        return 1.0
-    return float(np.mean(np.abs(d - np.round(d / tick) * tick) <= _FLOAT_NOISE * np.median(np.abs(close))))
+    return d[d > 0], float(np.median(np.abs(close))) if len(close) else 0.0
+
+
+def _share(d: np.ndarray, level: float, tick: float) -> float:
+    return float(np.mean(np.abs(d - np.round(d / tick) * tick) <= _FLOAT_NOISE * level)) if len(d) else 1.0
+
+
+def share_on_grid(close: np.ndarray, tick: float) -> float:
+    """Share of the nonzero price changes in `close` that are whole multiples of `tick` (1.0 if none)."""
+    return _share(*_changes(close), tick)
 
 
 def detect_tick(close: np.ndarray) -> tuple[float | None, float]:
     """(tick, share of changes on its grid): the smallest price change, when ON_GRID_SHARE of the changes
     are multiples of it; (None, share) for prices off any grid (e.g. the synthetic market)."""
-    close = np.asarray(close, dtype=np.float64)
-    d = np.abs(np.diff(close))
-    d = d[d > 0]
+    d, level = _changes(close)
     if len(d) == 0:
         return None, 0.0
     tick = float(f"{d.min():.8g}")  # 0.004999999999995 (a difference of two float prices) -> 0.005
-    if tick < MIN_TICK * np.median(np.abs(close)):
+    if tick < MIN_TICK * level:
         return None, 0.0
-    share = share_on_grid(close, tick)
+    share = _share(d, level, tick)
     return (tick if share >= ON_GRID_SHARE else None), share
 
 

@@ -62,10 +62,20 @@ def _loss(m: Mapping[str, Any] | None) -> float | None:
     return None if m is None else m["pinball_loss"]
 
 
-def _grid_report(grid: PriceGrid, q_off_grid: torch.Tensor, y: torch.Tensor, levels: Sequence[float],
-                 names: Sequence[str]) -> dict[str, Any]:
-    """metrics.json "price_grid": the grid, and the test pinball and calibration of the forecast off it."""
-    off = quantile_metrics(q_off_grid, y, levels, names)
+def run_forecast(q: torch.Tensor, data: MarketData, rows: torch.Tensor, blend: SeasonalBlend | None,
+                 grid: PriceGrid | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's forecasts q (N, H, Q) for `rows` -> (after the run's seasonal blend, then also on its price
+    grid): what evaluate_run scores and Run.predict returns, in that order everywhere."""
+    if blend is not None:
+        blend.check_bars_per_day(data.bars_per_day, "evaluation.seasonal_blend")
+        q = blend.apply(q, data.bar_in_day[rows])
+    if grid is None:
+        return q, q
+    return q, grid.snap(q, data.close[rows.cpu().numpy()])
+
+
+def _grid_report(grid: PriceGrid, off: Mapping[str, Any]) -> dict[str, Any]:
+    """metrics.json "price_grid": the grid, and the test pinball and calibration (`off`) of the forecast off it."""
     report = {k: v for k, v in grid.to_json().items() if k != "version"}
     report["test_off_grid"] = {"pinball_loss": off["pinball_loss"], "calibration_error": off["calibration_error"]}
     return report
@@ -112,15 +122,10 @@ def evaluate_run(
             f"model: forecasts have shape {tuple(q.shape[1:])} per sample but the config asks for "
             f"{len(data.horizons)} horizons x {len(levels)} levels"
         )
-    extra: dict[str, torch.Tensor] = {}
-    if blend is not None:
-        blend.check_bars_per_day(data.bars_per_day, "evaluation.seasonal_blend")
-        extra["model_"] = q
-        q = blend.apply(q, data.bar_in_day[test])
+    extra: dict[str, torch.Tensor] = {} if blend is None else {"model_": q}
+    q_off_grid, q = run_forecast(q, data, test, blend, grid)
     names = list(data.horizon_names)
-    q_off_grid = q
-    if grid is not None:
-        q = grid.snap(q, data.close[test.numpy()])
+    scored = quantile_metrics(q, y, levels, names)
     metrics: dict[str, Any] = {k: None for k in FIT_SUMMARY_KEYS}
     metrics.update(fit_summary or {})
     if metrics.get("n_parameters") is None:
@@ -131,10 +136,12 @@ def evaluate_run(
         horizon_bars=list(data.horizons),
         data_source=data.source,
         n_test_samples=len(test),
-        test=quantile_metrics(q, y, levels, names),
+        test=scored,
         test_model=quantile_metrics(extra["model_"], y, levels, names) if blend is not None else None,
         seasonal_blend=None if blend is None else blend.fit,
-        price_grid=None if grid is None else _grid_report(grid, q_off_grid, y, levels, names),
+        # an unapplied grid leaves the forecast as it was: its off-grid figures are the test block's
+        price_grid=None if grid is None else _grid_report(
+            grid, scored if q is q_off_grid else quantile_metrics(q_off_grid, y, levels, names)),
     )
     metrics["calibration_noise"] = calibration_noise(metrics["test"]["calibration_error"], test.numpy(), data.horizons, levels)
 
@@ -163,9 +170,7 @@ def evaluate_run(
         if blend is not None:
             val_q = blend.apply(val_q, data.bar_in_day[val])
         cal = ConformalShift.fit(val_q, data.targets[val].cpu(), levels)
-        extra["conformal_"] = cal.apply(q_off_grid)
-        if grid is not None:
-            extra["conformal_"] = grid.snap(extra["conformal_"], data.close[test.numpy()])
+        extra["conformal_"] = run_forecast(cal.apply(q_off_grid), data, test, None, grid)[1]
         metrics["test_conformal"] = quantile_metrics(extra["conformal_"], y, levels, names)
         metrics["conformal"] = {
             "fitted_on": "val",
