@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 import migt_train  # noqa: F401  (registers the ${migt.*} resolvers used by conf/)
-from migt_train.runner import run
+from migt_train.run.runner import run
 
 # Under torchrun only rank 0 leaves Hydra output: the other ranks keep no `.hydra/` copy, write no
 # run.log and log warnings only (their own console). Same run dir for all: see share_run_id.
@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from migt_train.runtime import finish_distributed, init_distributed, share_run_id
+        from migt_train.training.runtime import finish_distributed, init_distributed, share_run_id
 
         env = init_distributed()  # before Hydra, which resolves hydra.run.dir from the run id
         share_run_id()

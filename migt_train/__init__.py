@@ -5,7 +5,7 @@ Importing the package registers the `${migt.*}` resolvers that conf/ uses (cheap
 lazily, so `import migt_train` stays light (no torch or pandas until a run is loaded).
 """
 
-from migt_train.resolvers import register_resolvers
+from migt_train.config.resolvers import register_resolvers
 
 __version__ = "0.1.0"
 __all__ = ["load_run"]
@@ -15,7 +15,7 @@ register_resolvers()
 
 def __getattr__(name: str):
     if name == "load_run":
-        from migt_train.runs import load_run
+        from migt_train.run.loaded import load_run
 
         return load_run
     raise AttributeError(f"module 'migt_train' has no attribute {name!r}")

@@ -19,7 +19,7 @@ import migt_train
 from migt_train.data.build import load_market
 from migt_train.evaluation.baselines import GarchTODBaseline
 from migt_train.evaluation.metrics import pinball
-from migt_train.inference import predict
+from migt_train.training.inference import predict
 
 
 def main(run_dir: str) -> None:

@@ -30,7 +30,7 @@ from hydra import compose, initialize_config_dir
 from scipy.signal import lfilter
 
 import migt_train.data.build as build
-from migt_train.data import vol_anchor as va
+from migt_train.volatility import anchor as va
 from migt_train.evaluation.baselines import SeasonalClimatology
 from migt_train.evaluation.comparison import one_sided_upper_bound, per_sample_loss
 from migt_train.evaluation.metrics import quantile_metrics

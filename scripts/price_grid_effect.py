@@ -22,8 +22,8 @@ from migt_train.evaluation.baselines import fit_baselines
 from migt_train.evaluation.metrics import quantile_metrics
 from migt_train.evaluation.price_grid import GRID_FILE, PriceGrid, read_grid
 from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE
-from migt_train.inference import predict
-from migt_train.runs import load_run
+from migt_train.training.inference import predict
+from migt_train.run.loaded import load_run
 
 
 def ties_half_calibration(q: torch.Tensor, y: torch.Tensor, levels: list[float], tick: float, close) -> float:

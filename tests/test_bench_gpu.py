@@ -23,7 +23,7 @@ def test_gpu_bench_refuses_without_cuda_in_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.gpu
 def test_gpu_bench_reports_throughput_memory_and_matmul_ratio() -> None:
-    from migt_train.bench import gpu_section
+    from migt_train.cli.bench import gpu_section
 
     rows = gpu_section(quick=True)
     assert [r["amp"] for r in rows] == ["float16", "bfloat16"]

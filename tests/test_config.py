@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from migt_train.config import validate
+from migt_train.config.schema import validate
 from migt_train.errors import MigtError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

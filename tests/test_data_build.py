@@ -6,11 +6,11 @@ import pytest
 import torch
 
 import migt_train.data.build as build
-from migt_train.bench import batch_throughput
+from migt_train.cli.bench import batch_throughput
 from migt_train.data import FEATURE_NAMES, MarketData, load_market
-from migt_train.data.calendar import to_local
+from migt_train.data.sources.calendar import to_local
 from migt_train.data.splits import make_splits
-from migt_train.data.targets import horizon_name
+from migt_train.data.returns import horizon_name
 from migt_train.errors import MigtError
 
 from data_helpers import data_cfg, small_bars, write_bars

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from migt_train.data import load_market
-from migt_train.data.ohlcv import read_ohlcv
+from migt_train.data.sources.ohlcv import read_ohlcv
 from migt_train.errors import MigtError
 
 from data_helpers import data_cfg, small_bars, write_bars

@@ -9,9 +9,9 @@ import torch
 
 import migt_train.data.build as build
 from migt_train.data import load_market
-from migt_train.data.aggregate import to_bar_size
-from migt_train.data.calendar import to_local
-from migt_train.data.ohlcv import read_ohlcv
+from migt_train.data.sources.aggregate import to_bar_size
+from migt_train.data.sources.calendar import to_local
+from migt_train.data.sources.ohlcv import read_ohlcv
 from migt_train.data.synthetic import SyntheticConfig, generate
 from migt_train.errors import MigtError
 
@@ -154,8 +154,8 @@ def test_dbn_file_equals_csv(tmp_path):
     dbn = tmp_path / "nq.ohlcv-1m.dbn"
     dbn.write_bytes(bytes(buf))
     csv = pd.DataFrame({"ts_event": ts, "rtype": 33, "publisher_id": 1, "instrument_id": 101, **px, "volume": vol})
-    a = build.file_bars(dbn, build._settings(_cfg(dbn)))
-    b = build.file_bars(write_bars(csv, tmp_path / "nq.csv"), build._settings(_cfg(tmp_path / "nq.csv")))
+    a = build.file_bars(dbn, build.data_settings(_cfg(dbn)))
+    b = build.file_bars(write_bars(csv, tmp_path / "nq.csv"), build.data_settings(_cfg(tmp_path / "nq.csv")))
     pd.testing.assert_frame_equal(a[0], b[0])
     assert len(a[0]) == len(minute) // 5
 

@@ -6,8 +6,8 @@ import torch
 
 from migt_train.data import load_market
 from migt_train.data.build import synthetic_config
-from migt_train.data.calendar import globex_bars, time_info, to_local
-from migt_train.data.events import EVENT_CLASSES, event_bars, event_features
+from migt_train.data.sources.calendar import globex_bars, time_info, to_local
+from migt_train.volatility.events import EVENT_CLASSES, event_bars, event_features
 from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, generate
 from migt_train.errors import MigtError
 from migt_train.evaluation.metrics import pinball

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from migt_train.data import load_market
-from migt_train.data.events import N_EVENT_FEATURES
-from migt_train.data.vol_anchor import PROFILE_SMOOTHING_MINUTES, volatility_anchor
-from migt_train.data.volatility import GarchTOD
+from migt_train.volatility.events import N_EVENT_FEATURES
+from migt_train.volatility.anchor import PROFILE_SMOOTHING_MINUTES, volatility_anchor
+from migt_train.volatility.garch import GarchTOD
 from migt_train.evaluation.baselines import GarchTODBaseline
 
 from data_helpers import data_cfg, small_bars
@@ -66,10 +66,10 @@ def test_market_carries_anchor_and_events_consistent_with_the_baseline():
 
 
 def test_anchor_knows_the_release_calendar():
-    from migt_train.data.calendar import time_info
-    from migt_train.data.events import event_bars
+    from migt_train.data.sources.calendar import time_info
+    from migt_train.volatility.events import event_bars
     from migt_train.data.synthetic import SyntheticConfig, generate
-    from migt_train.data.vol_anchor import release_lags, release_multiplier
+    from migt_train.volatility.anchor import release_lags, release_multiplier
 
     bars = generate(SyntheticConfig(n_days=90, start="2024-01-02"), 5, "America/New_York", 18 * 60)
     ts = bars["timestamp"].to_numpy()[1:]

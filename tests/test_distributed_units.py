@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 
 from migt_train.evaluation.metrics import quantile_metrics
-from migt_train.runtime import DistEnv, Precision, all_gather_rows, all_reduce, shard
-from migt_train.step import gather
+from migt_train.training.runtime import DistEnv, Precision, all_gather_rows, all_reduce, shard
+from migt_train.training.step import gather
 from migt_train.training.sampler import EpochSampler
 from test_model import make_batch, run, tiny
 

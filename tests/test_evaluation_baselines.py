@@ -9,7 +9,7 @@ import torch
 from evaluation_helpers import LEVELS, make_market
 
 from migt_train.errors import MigtError
-from migt_train.data.volatility import GarchTOD
+from migt_train.volatility.garch import GarchTOD
 from migt_train.evaluation.baselines import (
     Climatology,
     EWMAVolatility,

@@ -13,9 +13,9 @@ import torch
 import yaml
 from evaluation_helpers import LEVELS, make_history, make_market, make_model
 
-from migt_train.evaluate import main
+from migt_train.cli.evaluate import main
 from migt_train.evaluation.report import evaluate_run
-from migt_train.inference import predict
+from migt_train.training.inference import predict
 
 FIT = {"best_epoch": 3, "best_val_loss": 0.41, "epochs_run": 6, "stopped_early": True, "n_parameters": 245, "world_size": 1}
 PNG = b"\x89PNG\r\n\x1a\n"

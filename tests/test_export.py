@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from migt_train.data import load_market
-from migt_train.export import compose_config, main
+from migt_train.cli.export import main
+from migt_train.config.compose import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

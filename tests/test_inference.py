@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from migt_train.evaluation.metrics import quantile_metrics
-from migt_train.inference import infer, predict
-from migt_train.runtime import DistEnv, Precision, Runtime, init_distributed, seed_everything
+from migt_train.training.inference import infer, predict
+from migt_train.training.runtime import DistEnv, Precision, Runtime, init_distributed, seed_everything
 from toys import LEVELS
 from training_helpers import make_trainer
 

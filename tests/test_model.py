@@ -298,7 +298,7 @@ def test_anchored_model_starts_at_the_anchor_student_t_quantiles():
 def test_switches_off_is_the_users_design():
     """With vol_anchor off and no event features the model has exactly the user's parameters, and the
     composed nq_full experiment runs it that way."""
-    from migt_train.bench import compose_config
+    from migt_train.config.compose import compose_config
 
     base = tiny()
     off = tiny(vol_anchor=False, n_event_features=0, quantile_levels=[0.1] * 7)
@@ -306,7 +306,7 @@ def test_switches_off_is_the_users_design():
     on = tiny(vol_anchor=True, n_event_features=6, quantile_levels=[0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94])
     extra = sum(p.numel() for p in on.parameters()) - sum(p.numel() for p in base.parameters())
     assert extra == 7 * 16 + 16 + 3 * 7  # context Linear(7 -> d_model 16) and per-horizon log-spread weights
-    cfg = compose_config("experiment=nq_full")
+    cfg = compose_config(["experiment=nq_full"])
     assert cfg.model.vol_anchor is False and cfg.model.n_event_features == 0
     quick = compose_config()
     assert quick.model.vol_anchor is True and quick.model.n_event_features == 6

@@ -15,8 +15,8 @@ import pytest
 
 import migt_train
 from migt_train.errors import MigtError
-from migt_train.evaluate import evaluate_checkpoint
-from migt_train.predict import main as predict_main
+from migt_train.evaluation.from_run import evaluate_checkpoint
+from migt_train.cli.predict import main as predict_main
 
 from data_helpers import small_bars, write_bars
 
@@ -189,7 +189,7 @@ def _quantiles(f: pd.DataFrame) -> np.ndarray:
 
 
 def test_anchored_run_stores_its_fit(anchored):
-    from migt_train.data.vol_anchor import read_anchor_fit
+    from migt_train.volatility.anchor import read_anchor_fit
 
     fit = read_anchor_fit(anchored)
     assert fit.releases is not None and fit.releases.shape == (3, 13)
@@ -205,7 +205,7 @@ def test_anchored_run_stores_its_blend(anchored):
     m = json.loads((anchored / "metrics.json").read_text())
     assert m["seasonal_blend"] == blend.fit and blend.fit["fitted_on"] == "val"
     assert blend.table.shape == (288, 5, 7) and blend.fit["n_val"] > 0
-    from migt_train.summarize import run_row
+    from migt_train.cli.summarize import run_row
 
     assert run_row(anchored, anchored.parent)["blend_weight"] == blend.weight
     pred = pd.read_parquet(anchored / "predictions.parquet")
@@ -260,7 +260,7 @@ def test_anchored_same_numerics_as_evaluation(anchored):
 def test_anchored_latest_forecast_own_market_and_file(anchored, tmp_path, capsys):
     """`predict <run>` on a synthetic run forecasts from its own market's latest bar; the exported bars as a
     file (data.path on a config where it is null) give the same forecast."""
-    from migt_train.export import export_bars
+    from migt_train.cli.export import export_bars
 
     assert predict_main([str(anchored)]) == 0
     assert "4h" in capsys.readouterr().out
@@ -282,7 +282,7 @@ def test_anchored_latest_forecast_own_market_and_file(anchored, tmp_path, capsys
 def test_anchored_file_uses_stored_fit_causally(anchored):
     """Another file is filtered with the stored parameters: changing its later bars leaves the earlier rows'
     anchor untouched (a refit on the file would move every row)."""
-    from migt_train.export import configured_bars
+    from migt_train.data.build import configured_bars
 
     run = migt_train.load_run(anchored)
     bars = configured_bars(run.cfg.data).tail(2000).reset_index(drop=True)
@@ -324,7 +324,7 @@ def test_anchored_run_never_runs_without_its_anchor(anchored, tmp_path, capsys):
 def test_anchored_evaluate_on_file(anchored, tmp_path):
     """The evaluate CLI on another file of an anchored synthetic run: data.path (null in config.yaml) is a plain
     override, and the file is scored with the stored anchor (no training split to refit on)."""
-    from migt_train.export import export_bars
+    from migt_train.cli.export import export_bars
 
     csv, n = export_bars(tmp_path / "bars.parquet", ["experiment=smoke", f"data.cache_dir={tmp_path / 'cache'}"])
     out, m = evaluate_checkpoint(anchored, ["data.source=ohlcv", f"data.path={csv}"])
@@ -335,17 +335,17 @@ def test_anchored_evaluate_on_file(anchored, tmp_path):
 def test_overrides_of_null_keys():
     from omegaconf import OmegaConf
 
-    from migt_train.evaluate import _apply_overrides, _parse_overrides
+    from migt_train.config.overrides import apply_overrides, parse_overrides
 
     cfg = OmegaConf.create({"data": {"path": None, "split": {"by": "fraction"}}})
-    _apply_overrides(cfg, _parse_overrides(["data.path=x.csv"]))
+    apply_overrides(cfg, parse_overrides(["data.path=x.csv"]))
     assert cfg.data.path == "x.csv"
     cfg.data.path = None
     with pytest.raises(MigtError, match=r"\+data.path: the key exists already"):
-        _apply_overrides(cfg, _parse_overrides(["+data.path=x.csv"]))
+        apply_overrides(cfg, parse_overrides(["+data.path=x.csv"]))
     with pytest.raises(MigtError, match="data.nokey: no such key"):
-        _apply_overrides(cfg, _parse_overrides(["data.nokey=1"]))
+        apply_overrides(cfg, parse_overrides(["data.nokey=1"]))
     with pytest.raises(MigtError, match="data.split.nokey.deeper: no such key"):
-        _apply_overrides(cfg, _parse_overrides(["data.split.nokey.deeper=1"]))
-    _apply_overrides(cfg, _parse_overrides(["+data.symbol=NQ", "++data.path=y.csv"]))
+        apply_overrides(cfg, parse_overrides(["data.split.nokey.deeper=1"]))
+    apply_overrides(cfg, parse_overrides(["+data.symbol=NQ", "++data.path=y.csv"]))
     assert cfg.data.symbol == "NQ" and cfg.data.path == "y.csv"

@@ -20,7 +20,7 @@ import yaml
 
 from data_helpers import data_cfg
 from migt_train.data import load_market
-from migt_train.summarize import summarize
+from migt_train.cli.summarize import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,7 +153,7 @@ def test_swapped_or_edited_feature_cache_is_rebuilt(tmp_path: Path, caplog: pyte
     # another valid file with fewer rows, then the right rows with a NaN column
     for bad in (good.iloc[: len(good) // 3], good.assign(**{good.columns[3]: np.nan})):
         bad.to_parquet(path, index=False)
-        with caplog.at_level(logging.WARNING, logger="migt_train.data.cache"):
+        with caplog.at_level(logging.WARNING, logger="migt_train.data.sources.cache"):
             caplog.clear()
             again = load_market(cfg)
         assert path.name in caplog.text and "rebuilding" in caplog.text
@@ -163,7 +163,7 @@ def test_swapped_or_edited_feature_cache_is_rebuilt(tmp_path: Path, caplog: pyte
     (other_path,) = set((tmp_path / "c").glob("features-*.parquet")) - {path}
     other_path.write_bytes(path.read_bytes())
     Path(str(other_path) + ".sha256.json").write_bytes(Path(str(path) + ".sha256.json").read_bytes())
-    with caplog.at_level(logging.WARNING, logger="migt_train.data.cache"):
+    with caplog.at_level(logging.WARNING, logger="migt_train.data.sources.cache"):
         caplog.clear()
         again = load_market(data_cfg(cache_dir=str(tmp_path / "c"), synthetic={"n_days": 13}))
     assert "another cache key" in caplog.text

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from migt_train.summarize import main as summarize_main
-from migt_train.summarize import summarize
+from migt_train.cli.summarize import main as summarize_main
+from migt_train.cli.summarize import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
 
-import migt_train.config  # noqa: F401  (registers the ${migt.*} resolvers)
+import migt_train.config.schema  # noqa: F401  (registers the ${migt.*} resolvers)
 from migt_train.sweep.trials import HEARTBEAT_ATTR, OWNER_ATTR
 from postgres_fixture import postgres_url  # noqa: F401  (fixture)
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from migt_train.errors import MigtError
-from migt_train.training import ConstantScheduler, TrainingInterrupted, load_checkpoint
+from migt_train.run.stops import RunStopped
+from migt_train.training import ConstantScheduler, load_checkpoint
 from migt_train.training.checkpoint import REQUIRED_KEYS, TOPK_PATTERN
 from toys import LEVELS, ToyQuantileModel
 from training_helpers import make_market, make_trainer, val_losses
@@ -125,7 +126,7 @@ def test_corrupt_or_incompatible_checkpoint_is_one_error(tmp_path):
 def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     make_trainer(tmp_path, max_epochs=1).fit()
     before = (tmp_path / "checkpoints" / "last.pt").read_bytes()
-    import migt_train.io as io
+    import migt_train.utils.io as io
 
     real_save = torch.save
 
@@ -214,7 +215,7 @@ def test_sigterm_stops_at_step_boundary_and_resumes_exactly(tmp_path):
     torch.manual_seed(0)
     model = SignalModel(at_call=12, dropout=0.1)  # epoch 2 (calls 10-18), first micro-batch of step 7
     t = make_trainer(tmp_path / "run", model=model, max_epochs=3)
-    with pytest.raises(TrainingInterrupted, match="trainer.resume=auto") as exc:
+    with pytest.raises(RunStopped, match="trainer.resume=auto") as exc:
         t.fit()
     assert exc.value.signum == signal.SIGTERM
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")

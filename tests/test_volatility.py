@@ -4,7 +4,7 @@ the training bars only, and beats climatology out of sample."""
 import numpy as np
 import pytest
 
-from migt_train.data.volatility import GarchTOD
+from migt_train.volatility.garch import GarchTOD
 
 BARS_PER_DAY = 48
 OMEGA, ALPHA, BETA, NU = 0.02, 0.08, 0.90, 6.0

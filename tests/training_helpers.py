@@ -53,13 +53,14 @@ def _main(argv: list[str]) -> int:
     import sys
 
     from migt_train.errors import MigtError
+    from migt_train.run.stops import RunStopped
 
     torch.set_num_threads(1)
     run_dir, epochs, slow = Path(argv[0]), int(argv[1]), float(argv[2])
     resume = argv[3] if len(argv) > 3 else None
     try:
         res = make_trainer(run_dir, max_epochs=epochs, slow=slow, resume=resume, early_stopping_patience=0).fit()
-    except MigtError as e:
+    except (MigtError, RunStopped) as e:  # RunStopped: SIGTERM, state saved
         print(e, file=sys.stderr)
         return 2
     print("done", res.epochs_run, flush=True)

@@ -14,19 +14,19 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from migt_train.data import cache
-from migt_train.data.aggregate import to_bar_size, to_bar_starts
-from migt_train.data.calendar import check_timezone, in_session, parse_hhmm, time_info
-from migt_train.data.events import event_bars, event_features
+from migt_train.data.sources import cache
+from migt_train.data.sources.aggregate import to_bar_size, to_bar_starts
+from migt_train.data.sources.calendar import check_timezone, in_session, parse_hhmm, time_info
+from migt_train.volatility.events import event_bars, event_features
 from migt_train.data.features import FEATURE_NAMES, FEATURE_VERSION, FEATURE_WARMUP, compute_features, warmup_rows
 from migt_train.data.market import MarketData
-from migt_train.data.ohlcv import read_ohlcv
-from migt_train.data.rolls import continuous_series
+from migt_train.data.sources.ohlcv import COLUMNS as OHLCV_COLUMNS, read_ohlcv
+from migt_train.data.sources.rolls import continuous_series
 from migt_train.data.schema import DataSchema, SplitSchema, setting
 from migt_train.data.splits import check_split_config, make_splits
 from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
-from migt_train.data.targets import horizon_name, log_return_targets, sample_rows, segment_first_rows, window_starts
-from migt_train.data.vol_anchor import AnchorFit, apply_anchor, fit_anchor
+from migt_train.data.returns import horizon_name, log_return_targets, sample_rows, segment_first_rows, window_starts
+from migt_train.volatility.anchor import AnchorFit, apply_anchor, fit_anchor
 from migt_train.errors import MigtError
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def synthetic_config(cfg: Any) -> SyntheticConfig:
 
 
 @dataclasses.dataclass
-class _Settings:
+class DataSettings:
     source: str
     path: str | None
     bar_minutes: int
@@ -96,7 +96,7 @@ class _Settings:
     event_calendar: bool
 
 
-def _settings(cfg: Any, need_path: bool = True) -> _Settings:
+def data_settings(cfg: Any, need_path: bool = True) -> DataSettings:
     """The data config's values, checked: one MigtError naming the first bad key."""
 
     def bad(key: str, rule: str, value: Any) -> MigtError:
@@ -126,7 +126,7 @@ def _settings(cfg: Any, need_path: bool = True) -> _Settings:
         raise bad("timestamp_label", "must be start or end (what a bar's timestamp marks)", label)
     session_end = _get(cfg, "session_end")
     symbol = _get(cfg, "symbol")
-    return _Settings(
+    return DataSettings(
         source=source,
         path=_get(cfg, "path"),
         bar_minutes=int(bar_minutes),
@@ -147,7 +147,7 @@ def _settings(cfg: Any, need_path: bool = True) -> _Settings:
     )
 
 
-def synthetic_bars(syn: SyntheticConfig, s: _Settings) -> pd.DataFrame:
+def synthetic_bars(syn: SyntheticConfig, s: DataSettings) -> pd.DataFrame:
     """The generated market with its latent state, from the cache when already generated."""
     key = config_key(syn, s.bar_minutes, s.tz, s.session_start)
     path = cache.cache_path(s.cache_dir, "synthetic", key)
@@ -164,13 +164,13 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def file_bars(path: Path, s: _Settings) -> tuple[pd.DataFrame, np.ndarray, dict]:
+def file_bars(path: Path, s: DataSettings) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """The file -> bars of s.bar_minutes (timestamp = bar start, UTC), their segment ids (a new one after
     each contract roll) and the roll record."""
     return series_bars(read_ohlcv(path, sort=s.sort, timezone=s.timezone), s, str(path))
 
 
-def series_bars(raw: pd.DataFrame, s: _Settings, source: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
+def series_bars(raw: pd.DataFrame, s: DataSettings, source: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """read_ohlcv's table -> file_bars' result."""
     series = continuous_series(raw, s.symbol, s.tz, s.session_start, source)
     bars, spacing = to_bar_starts(series.bars, series.segment, s.timestamp_label)
@@ -207,7 +207,7 @@ def featurise(bars: pd.DataFrame, segment: np.ndarray, source: str) -> pd.DataFr
     return pd.concat(parts, ignore_index=True)
 
 
-def _processed(s: _Settings, identity: dict, load_bars) -> tuple[pd.DataFrame, dict | None]:
+def _processed(s: DataSettings, identity: dict, load_bars) -> tuple[pd.DataFrame, dict | None]:
     """The featurised bars and the roll record (None for the synthetic market), from the cache when the
     same source was processed with the same settings before."""
     key = {"features": FEATURE_VERSION, "names": FEATURE_NAMES, "bars": BARS_VERSION,
@@ -225,7 +225,7 @@ def _processed(s: _Settings, identity: dict, load_bars) -> tuple[pd.DataFrame, d
 def check_data_config(cfg: Any, training: bool = True) -> None:
     """Raise MigtError naming the first bad `data.*` value, without reading or generating any data.
     `training`: the config trains a model, so it needs disjoint splits (not `data.split.by=all`)."""
-    _settings(cfg)
+    data_settings(cfg)
     split = _get(cfg, "split")
     if training and str(_split_get(split, "by")) == "all":
         raise MigtError("config key 'data.split.by': all is for scoring a trained run on another file "
@@ -236,10 +236,22 @@ def check_data_config(cfg: Any, training: bool = True) -> None:
         synthetic_config(_get(cfg, "synthetic"))
 
 
+def configured_bars(cfg: Any) -> pd.DataFrame:
+    """The raw bars of the configured source (synthetic market or the user's file), validated as
+    load_market validates them: timestamp (naive UTC), open, high, low, close, volume."""
+    check_data_config(cfg)
+    s = data_settings(cfg)
+    if s.source == "synthetic":
+        bars = synthetic_bars(synthetic_config(cfg.get("synthetic")), s)
+    else:
+        bars = read_ohlcv(Path(str(s.path)).expanduser(), sort=s.sort)
+    return bars[list(OHLCV_COLUMNS)]
+
+
 def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
     """cfg: the data config (DictConfig or mapping) -> MarketData. anchor_fit: a trained run's volatility
     anchor (data.vol_anchor), applied with its parameters fixed instead of fitting one on these bars."""
-    s = _settings(cfg)
+    s = data_settings(cfg)
     syn: SyntheticConfig | None = None
     raw: pd.DataFrame | None = None
     if s.source == "synthetic":
@@ -304,7 +316,7 @@ def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
         **context,
         anchor_fit=fit,
         **market_fields(s, frame, ts, info, start, targets),
-        splits={k: _long(v) for k, v in splits.items()},
+        splits={k: long_tensor(v) for k, v in splits.items()},
         source=s.source,
         oracle=oracle,
         rolls=rolls,
@@ -312,7 +324,7 @@ def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
     )
 
 
-def _horizon_context(s: _Settings, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
+def _horizon_context(s: DataSettings, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
                      splits: dict, fit: AnchorFit | None) -> tuple[dict[str, torch.Tensor], AnchorFit | None]:
     """What a forecaster knows at each row about the horizons ahead, when switched on: the causal
     volatility anchor (fitted on the bars the training windows see unless a trained run's fit is given;
@@ -327,7 +339,7 @@ def _horizon_context(s: _Settings, frame: pd.DataFrame, ts: np.ndarray, info: di
     return horizon_context(s, ts, frame["log_return"].to_numpy(np.float64), info["bar_in_day"], fit, fit_bars)
 
 
-def horizon_context(s: _Settings, ts: np.ndarray, returns: np.ndarray, bar_in_day: np.ndarray, fit: AnchorFit | None,
+def horizon_context(s: DataSettings, ts: np.ndarray, returns: np.ndarray, bar_in_day: np.ndarray, fit: AnchorFit | None,
                     fit_bars: slice | None = None, future: np.ndarray | None = None
                     ) -> tuple[dict[str, torch.Tensor], AnchorFit | None]:
     """-> ({vol_anchor, events} as switched on, the anchor fit). `fit`: a trained run's fit, filtered with its
@@ -350,22 +362,22 @@ def horizon_context(s: _Settings, ts: np.ndarray, returns: np.ndarray, bar_in_da
     return out, fit
 
 
-def _long(a: np.ndarray) -> torch.Tensor:
+def long_tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
 
 
-def market_fields(s: _Settings, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
+def market_fields(s: DataSettings, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
                   targets: np.ndarray) -> dict[str, Any]:
     """The MarketData fields every bars -> market path shares (training build and the forecast path)."""
     return dict(
         features=torch.from_numpy(np.ascontiguousarray(frame[FEATURE_NAMES].to_numpy(np.float32))),
         feature_names=list(FEATURE_NAMES),
         timestamps=ts,
-        bar_in_day=_long(info["bar_in_day"]),
-        day_of_week=_long(info["day_of_week"]),
-        day_of_month=_long(info["day_of_month"]),
-        day_of_year=_long(info["day_of_year"]),
-        window_start=_long(start),
+        bar_in_day=long_tensor(info["bar_in_day"]),
+        day_of_week=long_tensor(info["day_of_week"]),
+        day_of_month=long_tensor(info["day_of_month"]),
+        day_of_year=long_tensor(info["day_of_year"]),
+        window_start=long_tensor(start),
         targets=torch.from_numpy(targets.astype(np.float32)),
         horizons=list(s.horizons),
         horizon_names=[horizon_name(h, s.bar_minutes) for h in s.horizons],

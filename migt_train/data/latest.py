@@ -9,21 +9,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from migt_train.data.build import (_long, _settings, _Settings, featurise, horizon_context, market_fields, series_bars,
+from migt_train.data.build import (long_tensor, data_settings, DataSettings, featurise, horizon_context, market_fields, series_bars,
                                    synthetic_bars, synthetic_config)
-from migt_train.data.calendar import time_info
+from migt_train.data.sources.calendar import time_info
 from migt_train.data.features import FEATURE_WARMUP
 from migt_train.data.market import MarketData
-from migt_train.data.ohlcv import parse_ohlcv, read_ohlcv
-from migt_train.data.targets import log_return_targets, segment_first_rows, window_starts
-from migt_train.data.vol_anchor import AnchorFit
+from migt_train.data.sources.ohlcv import parse_ohlcv, read_ohlcv
+from migt_train.data.returns import log_return_targets, segment_first_rows, window_starts
+from migt_train.volatility.anchor import AnchorFit
 from migt_train.errors import MigtError
 
 SPLIT = "forecast"
 OHLCV_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
 
 
-def future_bar_starts(ts: np.ndarray, n: int, s: _Settings) -> np.ndarray:
+def future_bar_starts(ts: np.ndarray, n: int, s: DataSettings) -> np.ndarray:
     """Open times of the n bars after the last one: the next slots of the bar grid whose (weekday, bar of
     day) the bars have traded in (so weekends and the daily break are skipped as the data skips them;
     exchange holidays are not known). Their calendar is public in advance: the releases and bars of day
@@ -52,7 +52,7 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
     segment when last is None). Targets are the realised log returns where the data reaches far enough,
     NaN where the future is unknown.
     """
-    s = _settings(cfg, need_path=table is None)
+    s = data_settings(cfg, need_path=table is None)
     if s.vol_anchor and anchor_fit is None:
         raise MigtError("data.vol_anchor: the model forecasts from the volatility anchor fitted on its training bars, "
                         "but no stored fit was given (load the run with migt_train.load_run)")
@@ -95,7 +95,7 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
         **context,
         anchor_fit=anchor_fit,
         **market_fields(s, frame, ts, info, start, targets),
-        splits={SPLIT: _long(rows)},
+        splits={SPLIT: long_tensor(rows)},
         source=s.source,
         rolls=record,
         close=frame["_close"].to_numpy(np.float64),

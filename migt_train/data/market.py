@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 # the keys of MarketData.batch the model takes as its `time` dict: the calendar, plus what is known at the
-# forecast origin about the horizons ahead (vol_anchor (B, H), events (B, H, E); see data/events.py and
-# data/vol_anchor.py); a model that does not use the last two ignores them
+# forecast origin about the horizons ahead (vol_anchor (B, H), events (B, H, E); see volatility/events.py and
+# volatility/anchor.py); a model that does not use the last two ignores them
 TIME_KEYS = ("bar_in_day", "day_of_week", "day_of_month", "day_of_year", "vol_anchor", "events")
 # the keys of MarketData.batch a training or evaluation step moves to the device
 BATCH_KEYS = ("features", "mask", *TIME_KEYS, "targets")

@@ -1,5 +1,5 @@
 """The `data.*` config keys: their types and defaults in one place. conf/data/*.yaml sets the user's
-values; migt_train.config registers these as `schema/data` in Hydra's ConfigStore and merges the
+values; migt_train.config.schema registers these as `schema/data` in Hydra's ConfigStore and merges the
 composed group onto it; data.build takes a left-out key's default from here."""
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ class DataSchema:
     symbol: Optional[str] = None  # one contract of a multi-contract file; null = front-contract series
     sort: bool = False
     cache_dir: Optional[str] = None
-    vol_anchor: bool = False  # the causal GARCH-t / time-of-day std per horizon (data/vol_anchor.py)
+    vol_anchor: bool = False  # the causal GARCH-t / time-of-day std per horizon (volatility/anchor.py)
     vol_anchor_leverage: bool = False  # the anchor's GARCH with a leverage term (GJR): falls raise volatility more
-    event_calendar: bool = False  # the scheduled-release features (data/events.py)
+    event_calendar: bool = False  # the scheduled-release features (volatility/events.py)
     split: SplitSchema = field(default_factory=SplitSchema)
     synthetic: Optional[Any] = None  # checked against data.synthetic.SyntheticConfig
 

@@ -8,7 +8,7 @@ tails, skew and drift come from the data rather than a Gaussian assumption.
 seasonal_climatology: the training split's quantiles of each horizon's return per bar of day of the
 forecast origin (pooled quantiles where a bar of day has too few training samples).
 garch_t_tod: GARCH(1,1)-Student-t on one-bar returns divided by a training time-of-day profile
-(`migt_train.data.volatility.GarchTOD`), parameters fitted on the training bars only, variance
+(`migt_train.volatility.garch.GarchTOD`), parameters fitted on the training bars only, variance
 filtered causally through val/test with those parameters.
 """
 
@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from migt_train.data.market import MarketData
-from migt_train.data.volatility import GarchTOD
+from migt_train.volatility.garch import GarchTOD
 from migt_train.errors import MigtError
 from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE
 

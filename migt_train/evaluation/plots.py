@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from migt_train.io import atomic_write
+from migt_train.utils.io import atomic_write
 
 _DPI = 120
 

@@ -30,7 +30,7 @@ import torch
 
 from migt_train.errors import MigtError
 from migt_train.evaluation.settings import parse_price_tick
-from migt_train.io import read_val_decision, write_json
+from migt_train.utils.io import read_val_decision, write_json
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from migt_train.evaluation.plots import plot_calibration, plot_loss_curves
 from migt_train.evaluation.price_grid import PriceGrid
 from migt_train.evaluation.seasonal_blend import SeasonalBlend
 from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE, FIT_SUMMARY_KEYS
-from migt_train.inference import predict
-from migt_train.io import atomic_write, write_json
-from migt_train.runtime import Precision
+from migt_train.training.inference import predict
+from migt_train.utils.io import atomic_write, write_json
+from migt_train.training.runtime import Precision
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import torch
 
 from migt_train.errors import MigtError
 from migt_train.evaluation.comparison import one_sided_upper_bound, per_sample_loss
-from migt_train.io import read_val_decision, write_json
+from migt_train.utils.io import read_val_decision, write_json
 
 BLEND_FILE = "seasonal_blend.json"
 BLEND_VERSION = 1

@@ -88,7 +88,7 @@ class MIGTTVDT(nn.Module):
     @staticmethod
     def config_errors(values: Mapping[str, Any]) -> Iterator[tuple[str, str, Any]]:
         """Broken value rules of a model config node (with the signature's defaults filled in), as
-        (key, rule, value); types and unknown keys are checked against the signature (migt_train.targets)."""
+        (key, rule, value); types and unknown keys are checked against the signature (migt_train.config.checks)."""
         d_model, n_heads = values["d_model"], values["n_heads"]
         if n_heads < 1 or d_model % n_heads:
             yield "n_heads", f"must divide model.d_model={d_model}", n_heads

@@ -27,7 +27,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from optuna.distributions import BaseDistribution
 from optuna.trial import Trial, TrialState
 
-from migt_train.resolvers import RUN_ID
+from migt_train.config.resolvers import RUN_ID
 from migt_train.sweep.storage import open_storage
 from migt_train.sweep.trials import (
     HEARTBEAT_ATTR,

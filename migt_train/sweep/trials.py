@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from migt_train.io import write_json
+from migt_train.utils.io import write_json
 
 # The sweeper hands each job its Optuna trial number through Hydra's `hydra.job.env_set` (set in
 # the job's process by every launcher, local or remote); the runner records it.

@@ -1,5 +1,5 @@
 """Training: the loop (trainer.py) and its parts — config, train state and checkpoint files, weight
-average, stop signal, reporting, sampler, early stopping, losses, schedulers, the step profiler."""
+average, reporting, sampler, early stopping, losses, schedulers, the step profiler."""
 
 from migt_train.training.checkpoint import load_checkpoint
 from migt_train.training.config import TRAINER_DEFAULTS, TrainerConfig
@@ -19,7 +19,6 @@ from migt_train.training.schedulers import (
     Scheduler,
     WarmupCosineScheduler,
 )
-from migt_train.training.signals import TrainingInterrupted
 from migt_train.training.trainer import Trainer
 
 __all__ = [
@@ -36,7 +35,6 @@ __all__ = [
     "TRAINER_DEFAULTS",
     "Trainer",
     "TrainerConfig",
-    "TrainingInterrupted",
     "WarmupCosineScheduler",
     "load_checkpoint",
     "step_time_split",

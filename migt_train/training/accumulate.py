@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from migt_train.runtime import all_reduce
+from migt_train.training.runtime import all_reduce
 
 
 def total_norm(params: list[torch.Tensor], max_norm: float | None, device: torch.device) -> torch.Tensor:

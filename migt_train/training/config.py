@@ -1,6 +1,6 @@
 """`TrainerConfig`: the `trainer.*` keys, their defaults (conf/trainer/default.yaml repeats them for
 users) and their value rules. The same dataclass is the group's structured schema in Hydra's
-ConfigStore (migt_train.config), so types and unknown keys are enforced by the merge and only the
+ConfigStore (migt_train.config.schema), so types and unknown keys are enforced by the merge and only the
 value rules are written out here."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Value rules for torch's optimizers (their classes cannot carry `config_errors`); which keys exist
-is checked against the optimizer's own signature (migt_train.targets)."""
+is checked against the optimizer's own signature (migt_train.config.checks)."""
 
 from __future__ import annotations
 

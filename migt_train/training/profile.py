@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from migt_train.data.market import MarketData
-from migt_train.runtime import Runtime
+from migt_train.training.runtime import Runtime
 from migt_train.training.losses import CombinedQuantileLoss
-from migt_train.step import gather, loss_step
+from migt_train.training.step import gather, loss_step
 
 
 def step_time_split(

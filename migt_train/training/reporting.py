@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from migt_train.io import write_json
+from migt_train.utils.io import write_json
 
 
 class MetricsLogger(Protocol):
@@ -28,7 +28,7 @@ class FitResult:
 
 def progress_bar(enabled: bool, epoch: int, max_epochs: int, total: int, initial: int) -> Any:
     """A tqdm bar on a terminal for one epoch, plain periodic lines when stderr is redirected, or None."""
-    from migt_train.console import progress
+    from migt_train.utils.console import progress
 
     return progress(enabled, total, f"epoch {epoch}/{max_epochs}", initial)
 

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import torch
 
-from migt_train.runtime import current_dist
+from migt_train.training.runtime import current_dist
 
 
 class EpochSampler:

@@ -22,8 +22,8 @@ import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from migt_train.errors import MigtError
-from migt_train.runtime import all_gather_objects, seed_everything
-from migt_train.io import save_torch
+from migt_train.training.runtime import all_gather_objects, seed_everything
+from migt_train.utils.io import save_torch
 from migt_train.training.checkpoint import FORMAT_VERSION, TopK, capture_rng, load_checkpoint, restore_rng
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """The training loop: epochs of accumulated, clipped optimizer steps, validation every epoch, early
 stopping, checkpoints and exact resume. State, weight average, stop signal and reporting live in
-their own modules (state.py, ema.py, signals.py, reporting.py); device, process group, seeds and
-mixed precision in migt_train.runtime; the forward/loss step in step.py; validation in
-migt_train.inference.
+their own modules (state.py, ema.py, reporting.py; the stop signal in migt_train.run.stops); device, process group, seeds and
+mixed precision in migt_train.training.runtime; the forward/loss step in step.py; validation in
+migt_train.training.inference.
 
 Design notes (why, not what):
 - Non-finite detection: one host sync per *optimizer step* (not per micro-batch): a 2-element
@@ -44,8 +44,8 @@ from torch import nn
 from migt_train.data.market import MarketData
 from migt_train.errors import MigtError
 from migt_train.evaluation.metrics import quantile_metrics
-from migt_train.inference import infer
-from migt_train.runtime import Runtime, all_gather_rows, all_reduce, seed_everything, shard, wrap_ddp
+from migt_train.training.inference import infer
+from migt_train.training.runtime import Runtime, all_gather_rows, all_reduce, seed_everything, shard, wrap_ddp
 from migt_train.training.checkpoint import TopK
 from migt_train.training import divergence
 from migt_train.training.config import TrainerConfig
@@ -55,9 +55,9 @@ from migt_train.training.ema import WeightAverage
 from migt_train.training.reporting import FitResult, MetricsLogger, progress_bar, write_history
 from migt_train.training.sampler import EpochSampler
 from migt_train.training.schedulers import Scheduler
-from migt_train.training.signals import StopSignal, TrainingInterrupted
+from migt_train.run.stops import RunStopped, StopSignal
 from migt_train.training.state import CheckpointFiles, Progress, TrainState, json_plain
-from migt_train.step import gather, loss_step
+from migt_train.training.step import gather, loss_step
 from migt_train.training.accumulate import LossSums, total_norm
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class Trainer:
         p = self.progress
         if self.is_main:
             write_history(self.run_dir, p.history)
-        raise TrainingInterrupted(
+        raise RunStopped(
             f"training interrupted by {self.stop.received().name} at epoch {p.epoch + (1 if p.mid_epoch else 0)}, "
             f"global step {p.global_step}; state saved to {self.files.last}. Resume with trainer.resume=auto "
             f"(same run directory, hydra.run.dir={self.run_dir}) or trainer.resume={self.files.last}",

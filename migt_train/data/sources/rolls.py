@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from migt_train.data.calendar import trading_day
+from migt_train.data.sources.calendar import trading_day
 from migt_train.errors import MigtError
 
 log = logging.getLogger(__name__)

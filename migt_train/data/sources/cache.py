@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from migt_train.io import atomic_write, write_json
+from migt_train.utils.io import atomic_write, write_json
 
 log = logging.getLogger(__name__)
 

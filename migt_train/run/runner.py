@@ -14,13 +14,13 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from migt_train.config import resolved_container, validate
+from migt_train.config.schema import resolved_container, validate
 from migt_train.errors import MigtError
-from migt_train.io import write_json, write_text
-from migt_train.loggers import NullLogger
-from migt_train.run_dir import RunRecord, RunStopped, StopsRaise, holds_run, remove_orphan_temps, where_line
-from migt_train.runtime import Runtime, barrier, current_dist, init_distributed, seed_everything
-from migt_train.training.signals import TrainingInterrupted
+from migt_train.utils.io import write_json, write_text
+from migt_train.run.loggers import NullLogger
+from migt_train.run.record import RunRecord, refuse_used_dir, remove_orphan_temps, where_line
+from migt_train.run.stops import RunStopped, StopsRaise
+from migt_train.training.runtime import Runtime, barrier, current_dist, init_distributed, seed_everything
 from migt_train.sweep.trials import trial_number_of_job
 
 log = logging.getLogger("migt_train")
@@ -41,7 +41,7 @@ def run(cfg: DictConfig) -> float:
     try:
         with StopsRaise(run_dir) as stops:
             objective = train_and_evaluate(cfg, run_dir, record, stops)
-    except (TrainingInterrupted, RunStopped) as e:
+    except RunStopped as e:
         # a stop requested by the user ends a sweep too, with the run left resumable
         _status("interrupted", str(e))
         print(f"interrupted: {e}", file=sys.stderr)
@@ -86,10 +86,7 @@ def _claim_run_dir(cfg: DictConfig, run_dir: Path, record: RunRecord, is_main: b
     Under torchrun rank 0 alone locks and owns the directory; the other ranks make the same checks."""
     if is_main:
         record.take()
-    if cfg.trainer.resume is None:
-        if holds_run(run_dir):
-            raise MigtError(f"{run_dir} already holds a run; pass trainer.resume=auto to continue it "
-                            "or choose another hydra.run.dir")
+    if refuse_used_dir(run_dir, cfg.trainer.resume):
         record.owned = is_main
     validate(cfg)
     if not is_main:
@@ -105,7 +102,7 @@ def _fit_on_val(cfg: DictConfig, model: Any, data: Any, levels: list[float], run
     the run for evaluate and predict: (SeasonalBlend | None, PriceGrid | None)."""
     from migt_train.evaluation.price_grid import PriceGrid, write_grid
     from migt_train.evaluation.seasonal_blend import fit_seasonal_blend, write_blend
-    from migt_train.inference import predict
+    from migt_train.training.inference import predict
 
     ev = cfg.evaluation
     if not ev.seasonal_blend and ev.price_tick is None:
@@ -131,7 +128,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
     import torch
 
     from migt_train.data import load_market
-    from migt_train.data.vol_anchor import ANCHOR_FILE
+    from migt_train.volatility.anchor import ANCHOR_FILE
     from migt_train.evaluation.report import evaluate_run
     from migt_train.training import Trainer, TrainerConfig, load_checkpoint
 

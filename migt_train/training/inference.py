@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from migt_train import console
+from migt_train.utils import console
 from migt_train.data.market import MarketData
-from migt_train.runtime import Precision
-from migt_train.step import forward, gather, standardised_targets
+from migt_train.training.runtime import Precision
+from migt_train.training.step import forward, gather, standardised_targets
 
 
 @dataclass

@@ -22,7 +22,7 @@ def _feature_names() -> list[str]:
 
 
 def _n_event_features(on: bool) -> int:
-    from migt_train.data.events import N_EVENT_FEATURES
+    from migt_train.volatility.events import N_EVENT_FEATURES
 
     return N_EVENT_FEATURES if on else 0
 

@@ -5,7 +5,7 @@
   types and unknown keys fail by key. Their value rules live with the code that reads them
   (data.build.check_data_config, TrainerConfig.validate).
 - `_target_` groups (model, optimizer, scheduler, loss, logger) are checked against what they
-  instantiate (migt_train.targets): a new optimizer or model is one yaml file.
+  instantiate (migt_train.config.checks): a new optimizer or model is one yaml file.
 - Rules that tie groups together (loss.quantiles = quantiles.levels, scheduler.eta_min <= optimizer.lr)
   are here.
 """
@@ -21,12 +21,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 import migt_train  # noqa: F401  (registers the ${migt.*} resolvers)
 from migt_train.data.build import check_data_config
-from migt_train.data.events import N_EVENT_FEATURES
+from migt_train.volatility.events import N_EVENT_FEATURES
 from migt_train.data.schema import DataSchema
 from migt_train.data.synthetic import SyntheticConfig
 from migt_train.errors import MigtError
 from migt_train.evaluation.settings import EvaluationConfig, parse_price_tick
-from migt_train.targets import check_target
+from migt_train.config.checks import check_target
 from migt_train.training.config import TrainerConfig
 
 TARGET_GROUPS = ("model", "optimizer", "scheduler", "loss", "logger")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from migt_train.data.databento import apply_conventions, is_dbn, read_dbn
+from migt_train.data.sources.databento import apply_conventions, is_dbn, read_dbn
 from migt_train.errors import MigtError
 
 COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]

@@ -13,15 +13,13 @@ import errno
 import fcntl
 import json
 import os
-import signal
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from migt_train.errors import MigtError
-from migt_train.io import write_json
+from migt_train.utils.io import write_json
 
 LOCK_NAME = ".lock"
 # directories whose lock this process holds; the fd stays open for the life of the process
@@ -31,6 +29,18 @@ _held: dict[Path, int] = {}
 def holds_run(run_dir: Path) -> bool:
     """True when training already happened in `run_dir` (a fresh run must not reuse it)."""
     return (run_dir / "history.json").exists() or (run_dir / "checkpoints").exists()
+
+
+def refuse_used_dir(run_dir: Path, resume: Any) -> bool:
+    """The one "directory already holds a run" check (the run guard's for single runs, the runner's for
+    sweep jobs and callers composing their own config): a fresh run (trainer.resume unset) refuses a
+    used directory. Returns whether the run is fresh."""
+    if resume not in (None, ""):
+        return False
+    if holds_run(run_dir):
+        raise MigtError(f"{run_dir} already holds a run; pass trainer.resume=auto to continue it "
+                        "or choose another hydra.run.dir")
+    return True
 
 
 def _read_owner(path: Path) -> str:
@@ -170,41 +180,6 @@ def where_line(run_dir: Path) -> str:
     shown = ", ".join(f"plots/{n}" for n in plots) if plots else "no plots"
     return (f"done: run dir {run_dir} (metrics.json, predictions.parquet, {shown}, run.log); "
             f"compare runs with: python -m migt_train.summarize {run_dir.parent}")
-
-
-class RunStopped(BaseException):
-    """A stop signal outside the training loop. A BaseException, like KeyboardInterrupt, so that no
-    `except Exception` on the way (checkpoint reader, plotting) turns it into another error."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.signum = signum
-
-
-class StopsRaise:
-    """Outside the training loop (whose own handler stops at a step boundary and saves last.pt),
-    SIGINT/SIGTERM raise RunStopped at once, so the run is recorded as interrupted with a message
-    instead of dying silently as "running". `phase` says what was going on."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
-        self.phase = "before training started"
-        self._old: dict[int, Any] = {}
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        raise RunStopped(
-            f"interrupted by {signal.Signals(signum).name} {self.phase}. Continue it with "
-            f"python run.py trainer.resume=auto hydra.run.dir={self.run_dir}", signum)
-
-    def __enter__(self) -> "StopsRaise":
-        if threading.current_thread() is threading.main_thread():
-            self._old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-        self._old = {}
 
 
 def fresh_subdir(run_dir: Path, kind: str) -> Path:

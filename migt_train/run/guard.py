@@ -20,8 +20,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from migt_train.errors import MigtError
-from migt_train.resume_check import check_checkpoint_agrees, check_not_finished, load_recorded, plan_resume
-from migt_train.run_dir import acquire_lock, holds_run, read_status
+from migt_train.run.resume import check_checkpoint_agrees, check_not_finished, load_recorded, plan_resume
+from migt_train.run.record import acquire_lock, read_status, refuse_used_dir
 
 log = logging.getLogger("migt_train")
 
@@ -41,7 +41,7 @@ class RunGuard(Callback):
             sys.exit(2)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from migt_train.console import plain_optuna_logs
+        from migt_train.utils.console import plain_optuna_logs
 
         if "optuna" in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
             plain_optuna_logs()
@@ -55,18 +55,14 @@ class RunGuard(Callback):
 
 def check_run_dir(config: DictConfig) -> list[str]:
     """Lock the run dir, check it and (for a resume) make `config` the recorded one; returns notes."""
-    from migt_train.resolvers import RUN_ID
+    from migt_train.config.resolvers import RUN_ID
 
     run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir"))).absolute()
     # under torchrun rank 0 holds the lock for the job; the other ranks make the same checks
     main = int(os.environ.get("RANK", "0")) == 0
     if main:
         acquire_lock(run_dir)
-    resume = OmegaConf.select(config, "trainer.resume")
-    if resume in (None, ""):
-        if holds_run(run_dir):
-            raise MigtError(f"{run_dir} already holds a run; pass trainer.resume=auto to continue it "
-                            "or choose another hydra.run.dir")
+    if refuse_used_dir(run_dir, OmegaConf.select(config, "trainer.resume")):
         return []
     recorded = load_recorded(run_dir)
     if recorded is None or not (run_dir / "checkpoints" / "last.pt").is_file():

@@ -76,7 +76,7 @@ def share_run_id() -> None:
     broadcast (TORCHELASTIC_RUN_ID is the constant "none" under a plain `torchrun`)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return
-    from migt_train import resolvers
+    from migt_train.config import resolvers
 
     box = [resolvers.RUN_ID]
     dist.broadcast_object_list(box, src=0)

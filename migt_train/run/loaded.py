@@ -47,7 +47,7 @@ class Run:
         """
         from migt_train.data.latest import SPLIT
         from migt_train.evaluation.report import predictions_frame, quantile_column, run_forecast
-        from migt_train.inference import predict
+        from migt_train.training.inference import predict
 
         data = self.market(frame, last)
         rows = data.splits[SPLIT]
@@ -66,8 +66,8 @@ def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torc
     """A run directory (config.yaml + checkpoints/best.pt) -> Run. `overrides`: key=value strings applied to
     the run's config, as for the evaluate CLI (e.g. data.path=other.csv)."""
     from migt_train.data.features import FEATURE_NAMES
-    from migt_train.evaluate import load_model, load_run_config, run_anchor_fit, run_blend, run_grid, run_precision
-    from migt_train.runtime import resolve_device
+    from migt_train.evaluation.from_run import load_model, load_run_config, run_anchor_fit, run_blend, run_grid, run_precision
+    from migt_train.training.runtime import resolve_device
 
     run_dir = Path(path)
     cfg, ckpt, ckpt_path, levels = load_run_config(run_dir, overrides)

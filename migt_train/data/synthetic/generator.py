@@ -1,11 +1,11 @@
-"""Seeded synthetic NQ-like market and its oracle.
+"""Seeded synthetic NQ-like market: the generator (its oracle is oracle.py).
 
 Model, per bar t (bar open times on the Globex calendar, exchange time America/New_York):
 
     r_t   = drift + sqrt(v_t) * z_t + J_t,      z_t ~ Student-t(df) scaled to unit variance
     v_t   = s_t * exp(x_t - sv_std^2 / 2) * g_t
     s_t   = deterministic variance of the bar: intraday profile (09:30 cash-open spike, 16:00 bump, quiet
-            night) times the spikes of scheduled releases (data/events.py: payrolls and CPI large, other
+            night) times the spikes of scheduled releases (volatility/events.py: payrolls and CPI large, other
             08:30 data small, FOMC at 14:00), each decaying exponentially after its release minute
     x_t   = phi * x_{t-1} + sv_std * sqrt(1 - phi^2) * eta_t      slow log-SV factor (days)
     g_t+1 = c + (a z_t^2 + gam z_t^2 [z_t < 0] + b) * g_t          fast unit-mean GJR-GARCH factor (hours):
@@ -21,13 +21,12 @@ Because the generator knows (x_t, g_t+1) after every bar and the release schedul
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from migt_train.data.calendar import GLOBEX_SESSION_MINUTES, globex_bars
-from migt_train.data.events import EVENT_CLASSES, decayed_after, event_bars, release_offset
+from migt_train.data.sources.calendar import GLOBEX_SESSION_MINUTES, globex_bars
+from migt_train.volatility.events import EVENT_CLASSES, decayed_after, event_bars, release_offset
 
 GENERATOR_VERSION = 2  # 2: scheduled releases, leverage (GJR) and jumps
 STATE_COLUMNS = ["_bar_var", "_sv", "_garch_next"]
@@ -76,7 +75,7 @@ def config_key(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: i
 
 
 @dataclass(frozen=True)
-class _PerBar:
+class PerBar:
     alpha: float
     gamma: float
     beta: float
@@ -90,7 +89,7 @@ class _PerBar:
         return 1.0 - self.alpha - self.gamma / 2 - self.beta
 
 
-def _per_bar(cfg: SyntheticConfig, bar_minutes: int) -> _PerBar:
+def per_bar(cfg: SyntheticConfig, bar_minutes: int) -> PerBar:
     """Dynamics constants for bars of `bar_minutes`, keeping wall-clock persistence; shared by the
     generator and the oracle."""
     k = bar_minutes / 5.0
@@ -98,7 +97,7 @@ def _per_bar(cfg: SyntheticConfig, bar_minutes: int) -> _PerBar:
     p = p5**k
     alpha, gamma = cfg.garch_alpha * p / p5, cfg.garch_gamma * p / p5
     phi = cfg.sv_persistence**k
-    return _PerBar(
+    return PerBar(
         alpha=alpha,
         gamma=gamma,
         beta=p - alpha - gamma / 2,
@@ -157,7 +156,7 @@ def bar_variance(minute: np.ndarray, bar_minutes: int, cfg: SyntheticConfig) -> 
     return per_minute * (intraday_std(inside, cfg) ** 2).sum(axis=1)
 
 
-def _student_t(rng: np.random.Generator, df: float, size) -> np.ndarray:
+def student_t(rng: np.random.Generator, df: float, size) -> np.ndarray:
     return rng.standard_t(df, size) * np.sqrt((df - 2.0) / df)
 
 
@@ -167,9 +166,9 @@ def generate(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: int
     ts, minute = globex_bars(cfg.start, cfg.n_days, bar_minutes, tz, session_start)
     n = len(ts)
     rng = np.random.default_rng(cfg.seed)
-    z = _student_t(rng, cfg.student_t_df, n)
+    z = student_t(rng, cfg.student_t_df, n)
     eta = rng.standard_normal(n)
-    pb = _per_bar(cfg, bar_minutes)
+    pb = per_bar(cfg, bar_minutes)
     # GJR news impact per bar, known once z is drawn: the recursion below is then a plain linear one
     impact = (pb.alpha + pb.gamma * (z < 0)) * z * z + pb.beta
 
@@ -219,84 +218,3 @@ def generate(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: int
             "_garch_next": g[1:],
         }
     )
-
-
-class SyntheticOracle:
-    """True conditional quantiles of each horizon's log return, by Monte Carlo from the latent state.
-
-    Arrays are aligned to MarketData rows. All rows share the same random paths (common random numbers,
-    antithetic), so answers are deterministic and smooth in the state. The log-SV and GARCH recursions are
-    linear in the starting state, so per-path coefficients are precomputed once and each query costs a
-    few array operations per (row, path, step).
-    """
-
-    def __init__(
-        self,
-        bar_var: np.ndarray,
-        sv: np.ndarray,
-        garch_next: np.ndarray,
-        horizons: Sequence[int],
-        cfg: SyntheticConfig,
-        bar_minutes: int,
-    ) -> None:
-        self.horizons = [int(h) for h in horizons]
-        self.max_h = max(self.horizons)
-        self.bar_var = np.concatenate([bar_var, np.full(self.max_h, np.nan)])
-        self.sv = sv
-        self.garch_next = garch_next
-        self.sv_std = cfg.sv_std
-        pb = _per_bar(cfg, bar_minutes)
-        self.drift = pb.drift
-        half = max(cfg.oracle_paths // 2, 1)
-        rng = np.random.default_rng([cfg.seed, 0x0_5AC1E])
-        z = _student_t(rng, cfg.student_t_df, (half, self.max_h))
-        z = np.concatenate([z, -z]).T.copy()  # (max_h, P) antithetic; the leverage term differs per half
-        eta = rng.standard_normal((half, self.max_h))
-        eta = np.concatenate([eta, eta]).T
-        jump = (rng.random((half, self.max_h)) < pb.jump_prob) * rng.standard_normal((half, self.max_h))
-        jump = np.concatenate([jump, -jump]).T * cfg.jump_scale
-        # x_{t+k} = phi^k x_t + e_k  and  g_{t+k} = A_k + B_k g_{t+1}
-        self.phi_k = pb.phi ** np.arange(1, self.max_h + 1)
-        e = np.zeros_like(eta)
-        a_k, b_k = np.zeros_like(eta), np.ones_like(eta)
-        for k in range(self.max_h):
-            e[k] = (pb.phi * e[k - 1] if k else 0.0) + pb.s_eta * eta[k]
-            if k:
-                m = (pb.alpha + pb.gamma * (z[k - 1] < 0)) * z[k - 1] ** 2 + pb.beta
-                a_k[k] = pb.garch_const + m * a_k[k - 1]
-                b_k[k] = m * b_k[k - 1]
-        sv_path = np.exp(e)
-        self.coef_a = (sv_path * a_k).astype(np.float32)
-        self.coef_b = (sv_path * b_k).astype(np.float32)
-        self.z32 = z.astype(np.float32)
-        # jump of step k per path, before the row's bar variance and SV level: jump * sqrt(exp(e_k))
-        self.jump32 = (jump * np.sqrt(sv_path)).astype(np.float32)
-
-    def quantiles(self, rows: np.ndarray, levels: Sequence[float], chunk: int = 1024) -> np.ndarray:
-        """rows (n,) MarketData rows -> (n, H, Q) log-return quantiles (NaN where past the data end)."""
-        rows = np.asarray(rows, dtype=np.int64).ravel()
-        lv = np.asarray(levels, dtype=np.float64)
-        if len(rows) and (rows.min() < 0 or rows.max() >= len(self.sv)):
-            raise IndexError(f"oracle rows must be in [0, {len(self.sv)})")
-        out = np.empty((len(rows), len(self.horizons), len(lv)))
-        hset = {h: j for j, h in enumerate(self.horizons)}
-        steps = np.arange(1, self.max_h + 1)
-        for lo in range(0, len(rows), chunk):
-            rr = rows[lo : lo + chunk]
-            # per-row scale of step k: deterministic bar variance x SV factor carried forward
-            level = np.exp(self.phi_k[None, :] * self.sv[rr][:, None] - self.sv_std**2 / 2)
-            scale = (self.bar_var[rr[:, None] + steps[None, :]] * level).astype(np.float32)
-            jump_sd = np.sqrt(scale)
-            g1 = self.garch_next[rr].astype(np.float32)[:, None]
-            cum = np.zeros((len(rr), self.z32.shape[1]), dtype=np.float32)
-            for k in range(self.max_h):
-                var = self.coef_a[k][None, :] + self.coef_b[k][None, :] * g1
-                var *= scale[:, k : k + 1]
-                np.sqrt(var, out=var)
-                var *= self.z32[k][None, :]
-                cum += var
-                cum += jump_sd[:, k : k + 1] * self.jump32[k][None, :]
-                if k + 1 in hset:
-                    q = np.quantile(cum, lv, axis=1).T + self.drift * (k + 1)
-                    out[lo : lo + len(rr), hset[k + 1]] = q
-        return out

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from migt_train.data.market import BATCH_KEYS, TIME_KEYS, MarketData
-from migt_train.runtime import Precision
+from migt_train.training.runtime import Precision
 
 
 def gather(data: MarketData, rows: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor | None]:

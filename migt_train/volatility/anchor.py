@@ -21,10 +21,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from migt_train.data.events import EVENT_GROUPS, group_hits
-from migt_train.data.volatility import GarchTOD
+from migt_train.volatility.events import EVENT_GROUPS, group_hits
+from migt_train.volatility.garch import GarchTOD
 from migt_train.errors import MigtError
-from migt_train.io import read_run_file
+from migt_train.utils.io import read_run_file
 
 RELEASE_LAGS = 12  # bars after a release (the release bar is lag 0) that get their own multiplier
 ANCHOR_FIT_VERSION = 1  # layout of AnchorFit.to_json (a run's vol_anchor.json)

@@ -1,0 +1,78 @@
+"""`python -m migt_train.predict <run dir> [key=value ...] [--last N | --all]`: forecasts from the latest bars.
+
+The run's best checkpoint on a file (by default the run's own data source; `data.path=today.csv` for
+another), forecasting from the latest bar (`--last N`: the last N bars, `--all`: every bar with a full
+lookback). Writes <run dir>/forecasts/<timestamp>/forecasts.parquet (the predictions.parquet columns plus
+close and price_q_<level>) and prints the latest forecast as a table of horizon x level, in price and %.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from migt_train.cli.common import add_overrides, parse, parser, quiet_logging, run_main
+from migt_train.errors import MigtError
+
+QUANTILE_PREFIX = "q_"
+
+
+def latest_table(forecasts: pd.DataFrame) -> str:
+    """The last forecast origin as text: one line per horizon, each level as price (change %)."""
+    last = forecasts[forecasts["row"] == forecasts["row"].max()]
+    levels = [c[len(QUANTILE_PREFIX):] for c in last.columns if c.startswith(QUANTILE_PREFIX)]
+    close = float(last["close"].iloc[0])
+    ts = pd.Timestamp(last["timestamp"].iloc[0])
+    lines = [f"forecast from the bar starting {ts:%Y-%m-%d %H:%M %Z} (close {close:,.6g})"]
+    header = f"{'horizon':<8}" + "".join(f"{'q ' + lv:>22}" for lv in levels)
+    lines.append(header)
+    for _, r in last.iterrows():
+        cells = []
+        for lv in levels:
+            price = float(r[f"price_{QUANTILE_PREFIX}{lv}"])
+            pct = (np.exp(float(r[f"{QUANTILE_PREFIX}{lv}"])) - 1.0) * 100.0
+            cells.append(f"{price:>12,.6g} ({pct:+.2f}%)")
+        lines.append(f"{r['horizon']:<8}" + "".join(f"{c:>22}" for c in cells))
+    return "\n".join(lines)
+
+
+def predict_run(run_dir: str | Path, overrides: Sequence[str] = (), last: int | None = 1) -> tuple[Path, pd.DataFrame]:
+    """Library form of the CLI: (forecast dir, forecasts)."""
+    from omegaconf import OmegaConf
+
+    from migt_train.utils.io import atomic_write, write_text
+    from migt_train.run.loaded import load_run
+    from migt_train.run.record import fresh_subdir
+
+    run = load_run(run_dir, overrides)
+    forecasts = run.predict(None, last=last)
+    out = fresh_subdir(Path(run_dir), "forecasts")
+    write_text(out / "config.yaml", OmegaConf.to_yaml(run.cfg))
+    atomic_write(out / "forecasts.parquet", lambda p: forecasts.to_parquet(p, index=False, engine="pyarrow"))
+    return out, forecasts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser("predict", __doc__)
+    p.add_argument("run_dir", help="a run directory (config.yaml + checkpoints/best.pt)")
+    add_overrides(p, "data.path=today.csv (applied to the run's config.yaml)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--last", type=int, default=1, metavar="N", help="forecast from the last N bars (default 1)")
+    group.add_argument("--all", action="store_true", help="forecast from every bar with a full lookback")
+    args = parse(p, argv)
+    if isinstance(args, int):
+        return args
+    quiet_logging()
+
+    def body() -> int:
+        if not args.all and args.last < 1:
+            raise MigtError(f"--last: must be >= 1 (got {args.last})")
+        out, forecasts = predict_run(args.run_dir, args.overrides, None if args.all else args.last)
+        print(f"{out / 'forecasts.parquet'} ({forecasts['row'].nunique()} bars x {forecasts['horizon'].nunique()} horizons)")
+        print(latest_table(forecasts))
+        return 0
+
+    return run_main(body)

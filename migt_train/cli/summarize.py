@@ -1,0 +1,113 @@
+"""`python -m migt_train.summarize <dir> [--json]`: one row per run found under a directory, best first."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from migt_train.cli.common import parse, parser as cli_parser
+from migt_train.run.record import effective_status, read_status
+
+
+def _load_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _overrides(run_dir: Path) -> str:
+    try:
+        items = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return ""
+    return " ".join(str(o) for o in items if not str(o).startswith("hparams_search="))
+
+
+def _tag(run_dir: Path) -> Any:
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    return config.get("tag") if isinstance(config, dict) else None
+
+
+def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
+    metrics = _load_json(run_dir / "metrics.json") or {}
+    history = (_load_json(run_dir / "history.json") or {}).get("epochs", [])
+    # "running" whose process is gone (kill -9, power loss) shows as "stale"
+    status = effective_status(read_status(run_dir))
+    val_losses = [e["val_loss"] for e in history if e.get("val_loss") is not None]
+    best_val = metrics.get("best_val_loss", min(val_losses) if val_losses else None)
+    test = metrics.get("test", {})
+    return {
+        "run": str(run_dir.relative_to(root)) if run_dir != root else ".",
+        "tag": _tag(run_dir),
+        "overrides": _overrides(run_dir),
+        "best_val_loss": best_val,
+        "test_pinball": test.get("pinball_loss"),
+        "calibration_error": test.get("calibration_error"),
+        # the share of exactly calibrated forecasts on the same rows that score at least that error
+        "calibration_p": (metrics.get("calibration_noise") or {}).get("p_value"),
+        "skill_vs_climatology": metrics.get("skill_vs_climatology"),
+        "skill_vs_best_baseline": metrics.get("skill_vs_best_baseline"),
+        "best_baseline": metrics.get("best_baseline"),
+        # the model's weight in the forecast (evaluation.seasonal_blend; 1 = the model alone), "-" when off
+        "blend_weight": (metrics.get("seasonal_blend") or {}).get("weight"),
+        "epochs": metrics.get("epochs_run", len(history)),
+        "status": status,
+    }
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories: those holding Hydra's .hydra/ and our config.yaml."""
+    return sorted(p.parent for p in root.rglob("config.yaml") if (p.parent / ".hydra").is_dir())
+
+
+def summarize(root: Path) -> list[dict[str, Any]]:
+    rows = [run_row(d, root) for d in find_runs(root)]
+    key = lambda r: (r["best_val_loss"] is None or not math.isfinite(r["best_val_loss"]), r["best_val_loss"] or 0.0)
+    return sorted(rows, key=key)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    cols = ["run", "tag", "status", "epochs", "best_val_loss", "test_pinball", "calibration_error",
+            "calibration_p", "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "blend_weight", "overrides"]
+    cells = [[_fmt(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli_parser("summarize", __doc__)
+    parser.add_argument("directory", nargs="?", default="outputs", type=Path)
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = parse(parser, argv)
+    if isinstance(args, int):
+        return args
+    if not args.directory.is_dir():
+        print(f"error: {args.directory} is not a directory", file=sys.stderr)
+        return 2
+    rows = summarize(args.directory)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"no runs under {args.directory}")
+    else:
+        print(format_table(rows))
+    return 0

@@ -1,0 +1,196 @@
+"""A finished run read back for evaluation and forecasting: its config with overrides applied, best.pt's
+model, and what its val forecasts decided (volatility anchor, seasonal blend, price grid).
+`evaluate_checkpoint` re-evaluates it into a fresh <run dir>/evaluations/<timestamp>/ (the evaluate CLI).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from migt_train.config.overrides import apply_overrides, one_line, parse_overrides
+from migt_train.errors import MigtError
+
+
+def _merged(schema: type, node: Any, key: str) -> Any:
+    """The run's `key` section over the schema's defaults (older runs may lack keys); typed, by key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), node or {})
+    except OmegaConfBaseException as e:
+        raise MigtError(f"config key '{key}.{e.full_key}': {one_line(e)}") from None
+
+
+def _levels(cfg: Any) -> list[float]:
+    from omegaconf import DictConfig, ListConfig
+
+    q = cfg.get("quantiles")
+    if isinstance(q, DictConfig):
+        q = q.get("levels")
+    if not isinstance(q, ListConfig) or len(q) == 0:
+        raise MigtError("config.yaml: quantiles.levels not found")
+    return [float(t) for t in q]
+
+
+def _fit_summary(run_dir: Path, ckpt: dict) -> dict[str, Any]:
+    """Training facts come from the run's own metrics.json; the checkpoint fills any gaps."""
+    from migt_train.evaluation.settings import FIT_SUMMARY_KEYS
+
+    original: dict[str, Any] = {}
+    path = run_dir / "metrics.json"
+    if path.is_file():
+        try:
+            original = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            logging.getLogger(__name__).warning("%s is not valid JSON; fit summary taken from best.pt", path)
+    return {k: original.get(k, ckpt.get(k)) for k in FIT_SUMMARY_KEYS}
+
+
+def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, dict, Path, list[float]]:
+    """A run directory -> (its config with the overrides applied and resolved, best.pt's contents, best.pt's
+    path, quantile levels). Shared by the evaluate and predict CLIs and `load_run`."""
+    run_dir = Path(run_dir)
+    parsed = parse_overrides(overrides)
+    if not run_dir.is_dir():
+        raise MigtError(f"{run_dir}: run directory not found")
+    ckpt_path = run_dir / "checkpoints" / "best.pt"
+    if not ckpt_path.is_file():
+        raise MigtError(f"{ckpt_path}: checkpoint not found (the run has not finished a validation epoch?)")
+
+    from omegaconf import DictConfig, OmegaConf
+
+    from migt_train.training.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(ckpt_path)
+    if "model" not in ckpt:
+        raise MigtError(f"{ckpt_path}: not a migt-train checkpoint (no 'model' state)")
+
+    cfg_path = run_dir / "config.yaml"
+    try:
+        cfg = OmegaConf.load(cfg_path) if cfg_path.is_file() else OmegaConf.create(ckpt.get("config"))
+    except Exception as e:
+        raise MigtError(f"{cfg_path}: cannot read config ({e})".replace("\n", " ")) from None
+    if not isinstance(cfg, DictConfig) or "model" not in cfg or "data" not in cfg:
+        raise MigtError(f"{cfg_path}: config without model/data sections (and none in best.pt)")
+    own_source = (cfg.data.get("source"), cfg.data.get("path"))
+    cfg = apply_overrides(cfg, parsed)
+    try:
+        OmegaConf.resolve(cfg)
+    except Exception as e:
+        raise MigtError(f"{cfg_path}: {e}".replace("\n", " ")) from None
+    # another file than the run's own: score all of it (after warm-up), unless a split was asked for
+    asked_split = any(o.key_or_group.startswith("data.split") for o in parsed)
+    if (cfg.data.get("source"), cfg.data.get("path")) != own_source and not asked_split:
+        OmegaConf.update(cfg, "data.split.by", "all", force_add=True)
+    return cfg, ckpt, ckpt_path, _levels(cfg)
+
+
+def run_anchor_fit(run_dir: Path, cfg: Any) -> Any:
+    """The run's stored volatility anchor fit (data.vol_anchor.AnchorFit) when its data config turns the
+    anchor on, else None. A model trained on the anchor or the release features never runs without them."""
+    model, data = cfg.get("model") or {}, cfg.data
+    if model.get("vol_anchor") and not data.get("vol_anchor"):
+        raise MigtError("data.vol_anchor: the model was trained with the volatility anchor (model.vol_anchor=true); "
+                        "it cannot forecast without it (drop the data.vol_anchor override)")
+    if int(model.get("n_event_features") or 0) and not data.get("event_calendar"):
+        raise MigtError("data.event_calendar: the model was trained with the release features "
+                        f"(model.n_event_features={model.get('n_event_features')}); it cannot forecast without them")
+    if not data.get("vol_anchor"):
+        return None
+    from migt_train.volatility.anchor import read_anchor_fit
+
+    return read_anchor_fit(run_dir)
+
+
+def run_blend(run_dir: Path, cfg: Any) -> Any:
+    """The run's stored seasonal blend (evaluation.seasonal_blend.SeasonalBlend) when its config turns it on,
+    else None (an override evaluation.seasonal_blend=false scores the model alone)."""
+    if not (cfg.get("evaluation") or {}).get("seasonal_blend"):
+        return None
+    from migt_train.evaluation.seasonal_blend import read_blend
+
+    return read_blend(run_dir)
+
+
+def run_grid(run_dir: Path, cfg: Any) -> Any:
+    """The run's stored price grid (evaluation.price_grid.PriceGrid) when its config sets evaluation.price_tick,
+    else None (an override evaluation.price_tick=null scores the forecast off the grid)."""
+    if (cfg.get("evaluation") or {}).get("price_tick") is None:
+        return None
+    from migt_train.evaluation.price_grid import read_grid
+
+    return read_grid(run_dir)
+
+
+def load_model(cfg: Any, ckpt: dict, ckpt_path: Path, n_features: int) -> Any:
+    """The config's model with best.pt's weights (its feature and target scaling included), on the CPU."""
+    import torch
+    from hydra.utils import instantiate
+
+    try:
+        model = instantiate(cfg.model)
+        model.load_state_dict(ckpt["model"])
+    except Exception as e:
+        raise MigtError(f"{ckpt_path}: model does not match config.yaml model section ({e})".replace("\n", " ")) from None
+    input_mean = getattr(model, "input_mean", None)
+    if isinstance(input_mean, torch.Tensor) and input_mean.shape[-1] != n_features:
+        raise MigtError(f"data: {n_features} features but the checkpoint was trained on {input_mean.shape[-1]}")
+    return model
+
+
+def run_precision(cfg: Any, device: Any) -> Any:
+    """The autocast validation ran under (the run's trainer settings), so later forecasts get the same
+    numerics."""
+    from migt_train.training.runtime import Precision
+    from migt_train.training.config import TrainerConfig
+
+    trainer = _merged(TrainerConfig, cfg.get("trainer"), "trainer")
+    return Precision.for_device(device, trainer.mixed_precision, trainer.amp_dtype)
+
+
+def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
+    """Library form of the CLI: returns (evaluation dir, metrics)."""
+    run_dir = Path(run_dir)
+    cfg, ckpt, ckpt_path, levels = load_run_config(run_dir, overrides)
+
+    from omegaconf import OmegaConf
+
+    from migt_train.data import load_market
+    from migt_train.evaluation.report import evaluate_run
+    from migt_train.evaluation.settings import EvaluationConfig
+    from migt_train.utils.io import write_text
+    from migt_train.training.runtime import resolve_device
+
+    ev = _merged(EvaluationConfig, cfg.get("evaluation"), "evaluation")
+    device = resolve_device(ev.device, key="evaluation.device")
+    precision = run_precision(cfg, device)
+    data = load_market(cfg.data, anchor_fit=run_anchor_fit(run_dir, cfg))
+    blend = run_blend(run_dir, cfg)
+    grid = run_grid(run_dir, cfg)
+    model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)
+
+    from migt_train.run.record import fresh_subdir
+
+    out_dir = fresh_subdir(run_dir, "evaluations")
+    write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+    write_text(out_dir / "overrides.txt", "".join(f"{a}\n" for a in overrides))
+    metrics = evaluate_run(
+        out_dir,
+        model,
+        data,
+        levels,
+        fit_summary=_fit_summary(run_dir, ckpt),
+        history_path=run_dir / "history.json",
+        batch_size=int(ev.batch_size),
+        device=device,
+        conformal=bool(ev.conformal),
+        blend=blend,
+        grid=grid,
+        ewma_halflife=float(ev.ewma_halflife),
+        precision=precision,
+    )
+    return out_dir, metrics
