@@ -62,6 +62,12 @@ def _loss(m: Mapping[str, Any] | None) -> float | None:
     return None if m is None else m["pinball_loss"]
 
 
+def oracle_gap_closed(loss: float, l_clim: float, l_oracle: float | None) -> float | None:
+    """Share of the climatology-to-oracle pinball gap a forecast with `loss` closes (1 = the oracle's loss).
+    Undefined (None) without an oracle, or when the oracle is no better than climatology: no gap to close."""
+    return (l_clim - loss) / (l_clim - l_oracle) if l_oracle is not None and l_clim > l_oracle else None
+
+
 def run_forecast(q: torch.Tensor, data: MarketData, rows: torch.Tensor, blend: SeasonalBlend | None,
                  grid: PriceGrid | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The network's forecasts q (N, H, Q) for `rows` -> (after the run's seasonal blend, then also on its price
@@ -161,8 +167,10 @@ def evaluate_run(
 
     loss, l_clim, l_or = _loss(metrics["test"]), _loss(metrics["baselines"]["climatology"]), _loss(metrics["oracle"])
     metrics["skill_vs_climatology"] = 1.0 - loss / l_clim if l_clim > 0 else None
-    # Undefined when the oracle is no better than climatology: there is no gap to close.
-    metrics["oracle_gap_closed"] = (l_clim - loss) / (l_clim - l_or) if l_or is not None and l_clim > l_or else None
+    metrics["oracle_gap_closed"] = oracle_gap_closed(loss, l_clim, l_or)
+    if l_or is not None:  # the same figure for each baseline, e.g. how much room garch_t_tod leaves
+        for block in metrics["baselines"].values():
+            block["oracle_gap_closed"] = oracle_gap_closed(block["pinball_loss"], l_clim, l_or)
 
     if conformal:
         val = data.splits["val"].cpu()
