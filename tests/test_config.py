@@ -114,3 +114,29 @@ def test_synthetic_yaml_lists_every_generator_default() -> None:
 
     cfg = make_cfg("experiment=nq_full")  # the other presets resize the market
     assert OmegaConf.to_container(cfg.data.synthetic) == asdict(SyntheticConfig())
+
+
+def test_data_yaml_states_the_schema_defaults_in_its_order() -> None:
+    """conf/data/synthetic.yaml sets every data.* key to DataSchema's default (the one definition), so
+    a key left out of a mapping given to load_market means what the yaml says."""
+    from dataclasses import asdict
+
+    from migt_train.data.schema import DataSchema
+
+    composed = OmegaConf.to_container(make_cfg("experiment=nq_full").data, resolve=True)
+    composed.pop("synthetic")
+    defaults = asdict(DataSchema())
+    defaults.pop("synthetic")
+    assert composed == defaults and list(composed) == list(defaults)
+
+
+def test_data_schema_from_config_fills_left_out_keys_and_names_a_bad_one() -> None:
+    from migt_train.data.schema import DataSchema
+
+    s = DataSchema.from_config({"bar_minutes": 15, "horizons": [1, 4]})
+    assert (s.bar_minutes, s.horizons, s.max_seq_len, s.start_minute, s.end_minute) == (15, [1, 4], 288, 18 * 60, None)
+    assert s.split.by == "fraction" and s.split.val_fraction == 0.15
+    with pytest.raises(MigtError, match="'data.horizons'"):
+        DataSchema.from_config({"horizons": [4, 1]})
+    with pytest.raises(MigtError, match="data.session_end"):
+        DataSchema.from_config({"session_end": "25:00"})

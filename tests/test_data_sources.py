@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import migt_train.data.build as build
+from migt_train.data.schema import DataSchema
 from migt_train.data import load_market
 from migt_train.data.sources.aggregate import to_bar_size
 from migt_train.data.sources.calendar import to_local
@@ -154,8 +155,8 @@ def test_dbn_file_equals_csv(tmp_path):
     dbn = tmp_path / "nq.ohlcv-1m.dbn"
     dbn.write_bytes(bytes(buf))
     csv = pd.DataFrame({"ts_event": ts, "rtype": 33, "publisher_id": 1, "instrument_id": 101, **px, "volume": vol})
-    a = build.file_bars(dbn, build.data_settings(_cfg(dbn)))
-    b = build.file_bars(write_bars(csv, tmp_path / "nq.csv"), build.data_settings(_cfg(tmp_path / "nq.csv")))
+    a = build.file_bars(dbn, DataSchema.from_config(_cfg(dbn)))
+    b = build.file_bars(write_bars(csv, tmp_path / "nq.csv"), DataSchema.from_config(_cfg(tmp_path / "nq.csv")))
     pd.testing.assert_frame_equal(a[0], b[0])
     assert len(a[0]) == len(minute) // 5
 

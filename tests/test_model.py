@@ -230,14 +230,22 @@ def test_wider_intervals_when_the_input_is_more_volatile():
         assert width_ratio > 1.5, width_ratio
 
 
+def model_yaml(name: str):
+    """conf/model/<name>.yaml with its defaults list applied (migt_tvdt_cpu inherits from migt_tvdt)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=name)
+
+
 def instantiate(name: str, **overrides) -> MIGTTVDT:
-    cfg = OmegaConf.merge(OmegaConf.load(CONF / f"{name}.yaml"), OmegaConf.create({**LITERALS, **overrides}))
+    cfg = OmegaConf.merge(model_yaml(name), OmegaConf.create({**LITERALS, **overrides}))
     return hydra.utils.instantiate(cfg)
 
 
 @pytest.mark.parametrize("name", ["migt_tvdt", "migt_tvdt_cpu"])
 def test_yaml_instantiates_through_hydra(name):
-    raw = OmegaConf.load(CONF / f"{name}.yaml")
+    raw = model_yaml(name)
     assert raw._target_ == "migt_train.model.MIGTTVDT"
     assert set(LITERALS) <= set(raw.keys())
     model = instantiate(name, d_model=32, n_heads=2, d_ff=64) if name == "migt_tvdt" else instantiate(name)
@@ -295,8 +303,8 @@ def test_anchored_model_starts_at_the_anchor_student_t_quantiles():
     assert (torch.diff(q, dim=-1) > 0).all()
 
 
-def test_switches_off_is_the_users_design():
-    """With vol_anchor off and no event features the model has exactly the user's parameters, and the
+def test_switches_off_is_the_reference_architecture():
+    """With vol_anchor off and no event features the model has exactly the MIGT-TVDT reference architecture's parameters, and the
     composed nq_full experiment runs it that way."""
     from migt_train.config.compose import compose_config
 

@@ -3,7 +3,7 @@
 - Plain-data groups (data, quantiles, trainer, evaluation) have typed dataclass schemas, registered
   in Hydra's ConfigStore as `schema/<group>`; the composed group is merged onto its schema, so wrong
   types and unknown keys fail by key. Their value rules live with the code that reads them
-  (data.build.check_data_config, TrainerConfig.validate).
+  (DataSchema.from_config via data.build.check_data_config, TrainerConfig.validate).
 - `_target_` groups (model, optimizer, scheduler, loss, logger) are checked against what they
   instantiate (migt_train.config.checks): a new optimizer or model is one yaml file.
 - Rules that tie groups together (loss.quantiles = quantiles.levels, scheduler.eta_min <= optimizer.lr)

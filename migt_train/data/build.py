@@ -16,13 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from migt_train.data.sources import cache
 from migt_train.data.sources.aggregate import to_bar_size, to_bar_starts
-from migt_train.data.sources.calendar import check_timezone, in_session, parse_hhmm, time_info
+from migt_train.data.sources.calendar import in_session, time_info
 from migt_train.volatility.events import event_bars, event_features
 from migt_train.data.features import FEATURE_NAMES, FEATURE_VERSION, FEATURE_WARMUP, compute_features, warmup_rows
 from migt_train.data.market import MarketData
 from migt_train.data.sources.ohlcv import COLUMNS as OHLCV_COLUMNS, read_ohlcv
 from migt_train.data.sources.rolls import continuous_series
-from migt_train.data.schema import DataSchema, SplitSchema, setting
+from migt_train.data.schema import DataSchema
 from migt_train.data.splits import check_split_config, make_splits
 from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
 from migt_train.data.returns import horizon_name, log_return_targets, sample_rows, segment_first_rows, window_starts
@@ -33,15 +33,6 @@ log = logging.getLogger(__name__)
 
 # version of the file -> bars path (reading, rolls, aggregation); part of the feature cache key
 BARS_VERSION = 2
-TIMESTAMP_LABELS = ("start", "end")
-
-
-def _get(cfg: Mapping | None, key: str) -> Any:
-    return setting(cfg, key, DataSchema)
-
-
-def _split_get(cfg: Mapping | None, key: str) -> Any:
-    return setting(cfg, key, SplitSchema)
 
 
 def _plain(cfg: Mapping | None) -> dict:
@@ -75,85 +66,13 @@ def synthetic_config(cfg: Any) -> SyntheticConfig:
     return out
 
 
-@dataclasses.dataclass
-class DataSettings:
-    source: str
-    path: str | None
-    bar_minutes: int
-    lookback_hours: float
-    max_seq_len: int
-    horizons: list[int]
-    tz: str
-    session_start: int
-    session_end: int | None
-    timezone: str
-    timestamp_label: str
-    symbol: str | None
-    sort: bool
-    cache_dir: Path
-    vol_anchor: bool
-    vol_anchor_leverage: bool
-    event_calendar: bool
-
-
-def data_settings(cfg: Any, need_path: bool = True) -> DataSettings:
-    """The data config's values, checked: one MigtError naming the first bad key."""
-
-    def bad(key: str, rule: str, value: Any) -> MigtError:
-        return MigtError(f"config key 'data.{key}': {rule} (got {value!r})")
-
-    def positive_int(v: Any) -> bool:
-        return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= 1
-
-    source = str(_get(cfg, "source"))
-    if source not in ("synthetic", "ohlcv"):
-        raise bad("source", "must be synthetic or ohlcv", source)
-    if source == "ohlcv" and need_path and not _get(cfg, "path"):
-        raise bad("path", "data=ohlcv needs the path of a parquet or CSV file", _get(cfg, "path"))
-    bar_minutes, max_seq_len = _get(cfg, "bar_minutes"), _get(cfg, "max_seq_len")
-    if not positive_int(bar_minutes) or 1440 % bar_minutes:
-        raise bad("bar_minutes", "must be a positive divisor of 1440", bar_minutes)
-    if not positive_int(max_seq_len):
-        raise bad("max_seq_len", "must be a positive integer", max_seq_len)
-    lookback = _get(cfg, "lookback_hours")
-    if isinstance(lookback, bool) or not isinstance(lookback, (int, float)) or lookback <= 0:
-        raise bad("lookback_hours", "must be a positive number", lookback)
-    horizons = list(_get(cfg, "horizons"))
-    if not horizons or not all(positive_int(h) for h in horizons) or sorted(set(horizons)) != horizons:
-        raise bad("horizons", "must be positive, distinct and increasing (in bars)", horizons)
-    label = str(_get(cfg, "timestamp_label"))
-    if label not in TIMESTAMP_LABELS:
-        raise bad("timestamp_label", "must be start or end (what a bar's timestamp marks)", label)
-    session_end = _get(cfg, "session_end")
-    symbol = _get(cfg, "symbol")
-    return DataSettings(
-        source=source,
-        path=_get(cfg, "path"),
-        bar_minutes=int(bar_minutes),
-        lookback_hours=float(lookback),
-        max_seq_len=int(max_seq_len),
-        horizons=[int(h) for h in horizons],
-        tz=check_timezone(str(_get(cfg, "session_tz"))),
-        session_start=parse_hhmm(_get(cfg, "session_start")),
-        session_end=None if session_end is None else parse_hhmm(session_end, "data.session_end"),
-        timezone=check_timezone(str(_get(cfg, "timezone")), "data.timezone"),
-        timestamp_label=label,
-        symbol=None if symbol is None else str(symbol),
-        sort=bool(_get(cfg, "sort")),
-        cache_dir=cache.cache_dir(_get(cfg, "cache_dir")),
-        vol_anchor=bool(_get(cfg, "vol_anchor")),
-        vol_anchor_leverage=bool(_get(cfg, "vol_anchor_leverage")),
-        event_calendar=bool(_get(cfg, "event_calendar")),
-    )
-
-
-def synthetic_bars(syn: SyntheticConfig, s: DataSettings) -> pd.DataFrame:
+def synthetic_bars(syn: SyntheticConfig, s: DataSchema) -> pd.DataFrame:
     """The generated market with its latent state, from the cache when already generated."""
-    key = config_key(syn, s.bar_minutes, s.tz, s.session_start)
-    path = cache.cache_path(s.cache_dir, "synthetic", key)
+    key = config_key(syn, s.bar_minutes, s.session_tz, s.start_minute)
+    path = cache.cache_path(s.cache_path, "synthetic", key)
     bars = cache.read(path)
     if bars is None:
-        bars = generate(syn, s.bar_minutes, s.tz, s.session_start)
+        bars = generate(syn, s.bar_minutes, s.session_tz, s.start_minute)
         cache.write(path, bars, key)
     return bars
 
@@ -164,22 +83,22 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def file_bars(path: Path, s: DataSettings) -> tuple[pd.DataFrame, np.ndarray, dict]:
+def file_bars(path: Path, s: DataSchema) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """The file -> bars of s.bar_minutes (timestamp = bar start, UTC), their segment ids (a new one after
     each contract roll) and the roll record."""
     return series_bars(read_ohlcv(path, sort=s.sort, timezone=s.timezone), s, str(path))
 
 
-def series_bars(raw: pd.DataFrame, s: DataSettings, source: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
+def series_bars(raw: pd.DataFrame, s: DataSchema, source: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """read_ohlcv's table -> file_bars' result."""
-    series = continuous_series(raw, s.symbol, s.tz, s.session_start, source)
+    series = continuous_series(raw, s.symbol, s.session_tz, s.start_minute, source)
     bars, spacing = to_bar_starts(series.bars, series.segment, s.timestamp_label)
     segment = series.segment
-    if s.session_end is not None:
-        keep = in_session(bars["timestamp"].to_numpy(), s.tz, s.session_start, s.session_end)
+    if s.end_minute is not None:
+        keep = in_session(bars["timestamp"].to_numpy(), s.session_tz, s.start_minute, s.end_minute)
         log.info("%s: %d of %d bars outside the session dropped", source, int((~keep).sum()), len(keep))
         bars, segment = bars[keep].reset_index(drop=True), segment[keep]
-    bars, segment = to_bar_size(bars, segment, spacing, s.bar_minutes, s.tz, s.session_start, source)
+    bars, segment = to_bar_size(bars, segment, spacing, s.bar_minutes, s.session_tz, s.start_minute, source)
     return bars, segment, series.record()
 
 
@@ -207,12 +126,12 @@ def featurise(bars: pd.DataFrame, segment: np.ndarray, source: str) -> pd.DataFr
     return pd.concat(parts, ignore_index=True)
 
 
-def _processed(s: DataSettings, identity: dict, load_bars) -> tuple[pd.DataFrame, dict | None]:
+def _processed(s: DataSchema, identity: dict, load_bars) -> tuple[pd.DataFrame, dict | None]:
     """The featurised bars and the roll record (None for the synthetic market), from the cache when the
     same source was processed with the same settings before."""
     key = {"features": FEATURE_VERSION, "names": FEATURE_NAMES, "bars": BARS_VERSION,
            "bar_minutes": s.bar_minutes, **identity}
-    path = cache.cache_path(s.cache_dir, "features", key)
+    path = cache.cache_path(s.cache_path, "features", key)
     frame = cache.read(path)
     if frame is not None:
         return frame, cache.read_meta(path).get("rolls")
@@ -225,24 +144,23 @@ def _processed(s: DataSettings, identity: dict, load_bars) -> tuple[pd.DataFrame
 def check_data_config(cfg: Any, training: bool = True) -> None:
     """Raise MigtError naming the first bad `data.*` value, without reading or generating any data.
     `training`: the config trains a model, so it needs disjoint splits (not `data.split.by=all`)."""
-    data_settings(cfg)
-    split = _get(cfg, "split")
-    if training and str(_split_get(split, "by")) == "all":
+    s = DataSchema.from_config(cfg)
+    split = s.split
+    if training and split.by == "all":
         raise MigtError("config key 'data.split.by': all is for scoring a trained run on another file "
                         "(python -m migt_train.evaluate); training needs fraction or date")
-    check_split_config(str(_split_get(split, "by")), _split_get(split, "val_fraction"),
-                       _split_get(split, "test_fraction"), _split_get(split, "val_start"), _split_get(split, "test_start"))
-    if str(_get(cfg, "source")) == "synthetic":
-        synthetic_config(_get(cfg, "synthetic"))
+    check_split_config(str(split.by), split.val_fraction, split.test_fraction, split.val_start, split.test_start)
+    if s.source == "synthetic":
+        synthetic_config(s.synthetic)
 
 
 def configured_bars(cfg: Any) -> pd.DataFrame:
     """The raw bars of the configured source (synthetic market or the user's file), validated as
     load_market validates them: timestamp (naive UTC), open, high, low, close, volume."""
     check_data_config(cfg)
-    s = data_settings(cfg)
+    s = DataSchema.from_config(cfg)
     if s.source == "synthetic":
-        bars = synthetic_bars(synthetic_config(cfg.get("synthetic")), s)
+        bars = synthetic_bars(synthetic_config(s.synthetic), s)
     else:
         bars = read_ohlcv(Path(str(s.path)).expanduser(), sort=s.sort)
     return bars[list(OHLCV_COLUMNS)]
@@ -251,13 +169,13 @@ def configured_bars(cfg: Any) -> pd.DataFrame:
 def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
     """cfg: the data config (DictConfig or mapping) -> MarketData. anchor_fit: a trained run's volatility
     anchor (data.vol_anchor), applied with its parameters fixed instead of fitting one on these bars."""
-    s = data_settings(cfg)
+    s = DataSchema.from_config(cfg)
     syn: SyntheticConfig | None = None
     raw: pd.DataFrame | None = None
     if s.source == "synthetic":
-        syn = synthetic_config(_get(cfg, "synthetic"))
+        syn = synthetic_config(s.synthetic)
         raw = synthetic_bars(syn, s)
-        identity = {"synthetic": config_key(syn, s.bar_minutes, s.tz, s.session_start)}
+        identity = {"synthetic": config_key(syn, s.bar_minutes, s.session_tz, s.start_minute)}
         frame, rolls = _processed(s, identity, lambda: (raw, np.zeros(len(raw), np.int64), None))
         name = "synthetic market"
     else:
@@ -265,8 +183,8 @@ def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
         if not path.is_file():
             raise MigtError(f"{path}: file not found")
         identity = {"path": str(path), "sha256": file_digest(path), "sort": s.sort, "timezone": s.timezone,
-                    "timestamp_label": s.timestamp_label, "session_tz": s.tz, "session_start": s.session_start,
-                    "session_end": s.session_end, "symbol": s.symbol}
+                    "timestamp_label": s.timestamp_label, "session_tz": s.session_tz, "session_start": s.start_minute,
+                    "session_end": s.end_minute, "symbol": s.symbol}
         frame, rolls = _processed(s, identity, lambda: file_bars(path, s))
         name = str(path)
 
@@ -285,24 +203,23 @@ def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
         )
 
     ts = frame["timestamp"].to_numpy().astype("datetime64[ns]")
-    info = time_info(ts, s.tz, s.session_start, s.bar_minutes)
+    info = time_info(ts, s.session_tz, s.start_minute, s.bar_minutes)
     targets = log_return_targets(frame["_close"].to_numpy(), s.horizons, segment)
     start, full = window_starts(ts, lookback_ns, s.max_seq_len, seg_first)
     samples = sample_rows(targets, full)
     if len(samples) == 0:
         raise MigtError(f"{name}: no sample has a full lookback and all horizons ({len(frame)} rows after warm-up)")
-    split_cfg = _get(cfg, "split")
     splits = make_splits(
         samples,
         ts,
         start,
         max_h,
-        by=str(_split_get(split_cfg, "by")),
-        val_fraction=_split_get(split_cfg, "val_fraction"),
-        test_fraction=_split_get(split_cfg, "test_fraction"),
-        val_start=_split_get(split_cfg, "val_start"),
-        test_start=_split_get(split_cfg, "test_start"),
-        tz=s.tz,
+        by=str(s.split.by),
+        val_fraction=s.split.val_fraction,
+        test_fraction=s.split.test_fraction,
+        val_start=s.split.val_start,
+        test_start=s.split.test_start,
+        tz=s.session_tz,
     )
 
     oracle = None
@@ -324,7 +241,7 @@ def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
     )
 
 
-def _horizon_context(s: DataSettings, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
+def _horizon_context(s: DataSchema, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
                      splits: dict, fit: AnchorFit | None) -> tuple[dict[str, torch.Tensor], AnchorFit | None]:
     """What a forecaster knows at each row about the horizons ahead, when switched on: the causal
     volatility anchor (fitted on the bars the training windows see unless a trained run's fit is given;
@@ -339,7 +256,7 @@ def _horizon_context(s: DataSettings, frame: pd.DataFrame, ts: np.ndarray, info:
     return horizon_context(s, ts, frame["log_return"].to_numpy(np.float64), info["bar_in_day"], fit, fit_bars)
 
 
-def horizon_context(s: DataSettings, ts: np.ndarray, returns: np.ndarray, bar_in_day: np.ndarray, fit: AnchorFit | None,
+def horizon_context(s: DataSchema, ts: np.ndarray, returns: np.ndarray, bar_in_day: np.ndarray, fit: AnchorFit | None,
                     fit_bars: slice | None = None, future: np.ndarray | None = None
                     ) -> tuple[dict[str, torch.Tensor], AnchorFit | None]:
     """-> ({vol_anchor, events} as switched on, the anchor fit). `fit`: a trained run's fit, filtered with its
@@ -349,7 +266,7 @@ def horizon_context(s: DataSettings, ts: np.ndarray, returns: np.ndarray, bar_in
     out: dict[str, torch.Tensor] = {}
     if future is not None and len(future):
         ts = np.concatenate([ts, future.astype(ts.dtype)])
-        bar_in_day = np.concatenate([bar_in_day, time_info(future, s.tz, s.session_start, s.bar_minutes)["bar_in_day"]])
+        bar_in_day = np.concatenate([bar_in_day, time_info(future, s.session_tz, s.start_minute, s.bar_minutes)["bar_in_day"]])
         returns = np.concatenate([returns, np.zeros(len(future))])  # never read: row t's anchor uses bars <= t
     events = event_bars(ts, s.bar_minutes) if s.event_calendar else None
     if s.vol_anchor:
@@ -366,7 +283,7 @@ def long_tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
 
 
-def market_fields(s: DataSettings, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
+def market_fields(s: DataSchema, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,
                   targets: np.ndarray) -> dict[str, Any]:
     """The MarketData fields every bars -> market path shares (training build and the forecast path)."""
     return dict(

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from migt_train.data.build import (long_tensor, data_settings, DataSettings, featurise, horizon_context, market_fields, series_bars,
-                                   synthetic_bars, synthetic_config)
+from migt_train.data.build import (featurise, horizon_context, long_tensor, market_fields, series_bars, synthetic_bars,
+                                   synthetic_config)
+from migt_train.data.schema import DataSchema
 from migt_train.data.sources.calendar import time_info
 from migt_train.data.features import FEATURE_WARMUP
 from migt_train.data.market import MarketData
@@ -23,17 +24,17 @@ SPLIT = "forecast"
 OHLCV_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
 
 
-def future_bar_starts(ts: np.ndarray, n: int, s: DataSettings) -> np.ndarray:
+def future_bar_starts(ts: np.ndarray, n: int, s: DataSchema) -> np.ndarray:
     """Open times of the n bars after the last one: the next slots of the bar grid whose (weekday, bar of
     day) the bars have traded in (so weekends and the daily break are skipped as the data skips them;
     exchange holidays are not known). Their calendar is public in advance: the releases and bars of day
     inside the last rows' horizons."""
     step = np.timedelta64(s.bar_minutes, "m").astype("timedelta64[ns]")
     slots = n + 8 * 24 * 60 // s.bar_minutes  # n traded bars lie within the next n bars plus a long weekend
-    seen_info = time_info(ts, s.tz, s.session_start, s.bar_minutes)
+    seen_info = time_info(ts, s.session_tz, s.start_minute, s.bar_minutes)
     seen = set(zip(seen_info["day_of_week"].tolist(), seen_info["bar_in_day"].tolist()))
     grid = ts[-1] + step * np.arange(1, slots + 1)
-    info = time_info(grid, s.tz, s.session_start, s.bar_minutes)
+    info = time_info(grid, s.session_tz, s.start_minute, s.bar_minutes)
     keys = info["day_of_week"] * (24 * 60 // s.bar_minutes) + info["bar_in_day"]
     seen_keys = np.array([d * (24 * 60 // s.bar_minutes) + b for d, b in seen], dtype=np.int64)
     traded = np.isin(keys, seen_keys)
@@ -52,7 +53,7 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
     segment when last is None). Targets are the realised log returns where the data reaches far enough,
     NaN where the future is unknown.
     """
-    s = data_settings(cfg, need_path=table is None)
+    s = DataSchema.from_config(cfg, need_path=table is None)
     if s.vol_anchor and anchor_fit is None:
         raise MigtError("data.vol_anchor: the model forecasts from the volatility anchor fitted on its training bars, "
                         "but no stored fit was given (load the run with migt_train.load_run)")
@@ -86,7 +87,7 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
             f"{source}: too few bars ({len(bars)} rows in the latest contract): a forecast needs feature warm-up "
             f"{FEATURE_WARMUP} + one lookback of {lookback_bars} bars = {FEATURE_WARMUP + lookback_bars}"
         )
-    info = time_info(ts, s.tz, s.session_start, s.bar_minutes)
+    info = time_info(ts, s.session_tz, s.start_minute, s.bar_minutes)
     targets = log_return_targets(frame["_close"].to_numpy(), s.horizons, seg)
     future = future_bar_starts(ts, max(s.horizons), s) if s.vol_anchor or s.event_calendar else None
     context, _ = horizon_context(s, ts, frame["log_return"].to_numpy(np.float64), info["bar_in_day"], anchor_fit,

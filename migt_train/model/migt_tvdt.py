@@ -27,7 +27,7 @@ class MIGTTVDT(nn.Module):
     scale_anchor: index of the variable (the one-bar return) whose window std the forecast spread
     starts proportional to; None leaves that relation to be learned from scratch.
 
-    Additions beyond the user's design, all off by default (then the model is exactly that design):
+    Additions beyond the MIGT-TVDT reference architecture, all off by default (then the model is exactly that architecture):
     vol_anchor: time["vol_anchor"] (B, H), a causal long-memory std of each horizon's return
         (data.vol_anchor), is the unit of the heads: quantiles = sigma_h * heads(...), the heads learn the
         residual shape of y / sigma_h and start at the unit-variance Student-t(anchor_df) quantiles at
@@ -35,7 +35,7 @@ class MIGTTVDT(nn.Module):
         scale_anchor is then not used (sigma_h already carries the scale).
     n_event_features: width E of time["events"] (B, H, E), the scheduled releases inside each horizon
         and their recency (data.event_calendar), a per-horizon input of the heads.
-    head_shape: "learned" (the user's design: every quantile from the inputs) or "fixed" (vol_anchor only):
+    head_shape: "learned" (the MIGT-TVDT reference architecture: every quantile from the inputs) or "fixed" (vol_anchor only):
         the quantiles of y / sigma_h stay at their training values and the model forecasts a spread factor
         per horizon. Measured on the quickstart market: a learned shape fitted validation-period noise
         (better on val, worse on test than the anchor alone); the learned spread helped on both.
