@@ -1,14 +1,16 @@
 """migt-train: a Hydra experiment runner for the MIGT-TVDT quantile forecaster.
 
 Importing the package registers the `${migt.*}` resolvers that conf/ uses (cheap: no torch), so
-`hydra.compose` works from a notebook after `import migt_train`. `migt_train.load_run` is imported
-lazily, so `import migt_train` stays light (no torch or pandas until a run is loaded).
+`hydra.compose` works from a notebook after `import migt_train`. `migt_train.train(overrides)` runs a
+whole run as `python run.py` does and returns its directory; `migt_train.load_run(path)` reads a finished
+one back as a forecaster. Both are imported lazily, so `import migt_train` stays light (no torch or
+pandas until one is called).
 """
 
 from migt_train.config.resolvers import register_resolvers
 
 __version__ = "0.1.0"
-__all__ = ["load_run"]
+__all__ = ["load_run", "train"]
 
 register_resolvers()
 
@@ -18,4 +20,8 @@ def __getattr__(name: str):
         from migt_train.run.loaded import load_run
 
         return load_run
+    if name == "train":
+        from migt_train.run.launch import train
+
+        return train
     raise AttributeError(f"module 'migt_train' has no attribute {name!r}")

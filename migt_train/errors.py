@@ -1,5 +1,14 @@
+from contextvars import ContextVar
+
+
 class MigtError(Exception):
     """A problem the user can fix (bad input file, bad config value, bad checkpoint).
 
-    The runner prints its message as one line and exits non-zero; no traceback is shown.
+    The runner prints its message as one line and exits non-zero; no traceback is shown. Under
+    `migt_train.train()` (a notebook) it is raised to the caller instead (RAISE_ERRORS).
     """
+
+
+# How a run reports a MigtError, a stop or Ctrl-C: run.py ends the process with one line and an exit
+# status; migt_train.train() sets this so that the same code raises them to its caller.
+RAISE_ERRORS: ContextVar[bool] = ContextVar("migt_train_raise_errors", default=False)

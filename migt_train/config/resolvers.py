@@ -15,6 +15,13 @@ from omegaconf import OmegaConf
 RUN_ID = time.strftime("%Y-%m-%d_%H-%M-%S") + "_" + secrets.token_hex(3)
 
 
+def new_run_id() -> str:
+    """A fresh run id for the next run of this process (migt_train.train() called again from a notebook)."""
+    global RUN_ID
+    RUN_ID = time.strftime("%Y-%m-%d_%H-%M-%S") + "_" + secrets.token_hex(3)
+    return RUN_ID
+
+
 def _feature_names() -> list[str]:
     from migt_train.data.features import FEATURE_NAMES
 

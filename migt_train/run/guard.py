@@ -19,11 +19,28 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from migt_train.errors import MigtError
+from migt_train.errors import RAISE_ERRORS, MigtError
 from migt_train.run.resume import check_checkpoint_agrees, check_not_finished, load_recorded, plan_resume
 from migt_train.run.record import acquire_lock, read_status, refuse_used_dir
 
 log = logging.getLogger("migt_train")
+
+
+class RunRefused(BaseException):
+    """The guard's refusal under migt_train.train(): a BaseException, because Hydra turns an Exception
+    raised in a callback into a warning and goes on; train() raises `error` to its caller."""
+
+    def __init__(self, error: MigtError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def refuse(error: MigtError) -> None:
+    """Stop before Hydra writes anything: one line and exit status 2 (run.py), RunRefused (train())."""
+    if RAISE_ERRORS.get():
+        raise RunRefused(error)
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
 
 
 class RunGuard(Callback):
@@ -34,11 +51,9 @@ class RunGuard(Callback):
         try:
             self.notes = check_run_dir(config)
         except MigtError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            refuse(e)
         except Exception as e:  # Hydra would only warn and go on writing into the directory
-            print(f"error: checking hydra.run.dir failed ({type(e).__name__}: {e})", file=sys.stderr)
-            sys.exit(2)
+            refuse(MigtError(f"checking hydra.run.dir failed ({type(e).__name__}: {e})"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from migt_train.utils.console import plain_optuna_logs

@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from migt_train.config.schema import resolved_container, validate
-from migt_train.errors import MigtError
+from migt_train.errors import RAISE_ERRORS, MigtError
 from migt_train.utils.io import write_json, write_text
 from migt_train.run.loggers import NullLogger
 from migt_train.run.record import RunRecord, refuse_used_dir, remove_orphan_temps, where_line
@@ -44,6 +44,8 @@ def run(cfg: DictConfig) -> float:
     except RunStopped as e:
         # a stop requested by the user ends a sweep too, with the run left resumable
         _status("interrupted", str(e))
+        if RAISE_ERRORS.get():
+            raise
         print(f"interrupted: {e}", file=sys.stderr)
         sys.exit(128 + e.signum)
     except MigtError as e:
@@ -52,10 +54,14 @@ def run(cfg: DictConfig) -> float:
             log.error("error: %s", e)
             return math.inf
         _to_log_file(f"error: {e}")
+        if RAISE_ERRORS.get():
+            raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         _status("interrupted", "interrupted")
+        if RAISE_ERRORS.get():
+            raise
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as e:
