@@ -236,8 +236,11 @@ def test_validate_before_training_keeps_the_initial_weights_when_training_hurts(
     model = ToyQuantileModel(n_variables=data.n_features)
     init = _params(model).clone()
     res = make_trainer(tmp_path, data=data, model=model, max_epochs=2, lr=1.3, validate_before_training=True).fit()
-    assert res.best_epoch == 0 and [r["epoch"] for r in res.history] == [1, 2]
-    assert res.best_val_loss < min(val_losses(res))
+    assert res.best_epoch == 0 and [r["epoch"] for r in res.history] == [0, 1, 2]
+    initial = res.history[0]  # the initial weights' record: validated, not trained
+    assert initial["train_loss"] is None and initial["val_loss"] == res.best_val_loss < min(val_losses(res)[1:])
+    on_disk = json.loads((tmp_path / "history.json").read_text())["epochs"]
+    assert [r["epoch"] for r in on_disk] == [0, 1, 2] and on_disk[0]["val_loss"] == res.best_val_loss
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert best["epoch"] == 0
     assert torch.equal(torch.cat([v.flatten() for k, v in best["model"].items() if not k.startswith(("input_", "target_"))]), init)
@@ -275,3 +278,19 @@ def test_initial_guard_rule_and_its_checkpoint_state():
     lower = InitialGuard("lower", [0.1, 0.5, 0.9], block=4)
     lower.set_initial(base, y)
     assert lower.accepts(base, y)[0] is True and lower.state_dict() == {"losses": None}
+
+
+def test_top_k_files_never_outrank_best_pt_when_the_initial_weights_are_kept(tmp_path):
+    """beat_initial=significant keeps well-trained initial weights over later epochs whose val loss is lower
+    within noise (the quickstart's case): those epochs are no candidates for best.pt, so none gets a top-k
+    file claiming a lower loss than best.pt's."""
+    data = make_market()
+    start = make_trainer(tmp_path / "start", data=data, max_epochs=8, lr=1e-2)
+    start.fit()
+    res = make_trainer(tmp_path / "run", data=data, model=start.model, max_epochs=2, lr=1e-3, scheduler=ConstantScheduler,
+                       validate_before_training=True, beat_initial="significant", early_stopping_min_delta=0.0,
+                       save_top_k=3).fit()
+    assert res.best_epoch == 0 and min(val_losses(res)[1:]) < res.best_val_loss  # the case in question
+    files = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if TOPK_PATTERN.match(p.name))
+    assert files == [f"epoch=000-val_loss={res.best_val_loss:.6f}.pt"]
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")["epoch"] == 0

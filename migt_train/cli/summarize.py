@@ -1,7 +1,9 @@
-"""`python -m migt_train.summarize <dir> [--json]`: one row per run found under a directory, best first."""
+"""`python -m migt_train.summarize <dir> [--json]`: one row per run found under a directory, grouped by data
+set (val losses on different data are not comparable), best val loss first within each group."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -29,25 +31,57 @@ def _overrides(run_dir: Path) -> str:
     return " ".join(str(o) for o in items if not str(o).startswith("hparams_search="))
 
 
-def _tag(run_dir: Path) -> Any:
+def _config(run_dir: Path) -> dict:
     try:
         config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
-        return None
-    return config.get("tag") if isinstance(config, dict) else None
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+# data.* keys that change the model's inputs, not the bars, targets or rows a run is scored on: runs that
+# differ only in these are on the same data set (comparing them is the point)
+INPUT_ONLY_KEYS = ("cache_dir", "vol_anchor", "vol_anchor_leverage", "event_calendar")
+
+
+def data_set(config: dict) -> tuple[str, str]:
+    """(label, key) of the data set a run is scored on: data.source + data.path, or the synthetic market's
+    config, with the bar size, horizons, window and split that set its val rows. The key is a digest;
+    the label is for reading (summarize_rows adds the digest where one label covers several data sets)."""
+    data = config.get("data")
+    if not isinstance(data, dict):
+        return "?", "?"
+    kept = {k: v for k, v in data.items() if k not in INPUT_ONLY_KEYS}
+    if data.get("source") == "synthetic":
+        kept.pop("path", None)
+        syn = data.get("synthetic") or {}
+        label = f"synthetic {syn.get('n_days', '?')}d seed {syn.get('seed', '?')}"
+    else:
+        kept.pop("synthetic", None)
+        label = Path(str(data.get("path"))).name
+    label += f" {data.get('bar_minutes', '?')}m"
+    key = hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return label, key
 
 
 def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
     metrics = _load_json(run_dir / "metrics.json") or {}
+    config = _config(run_dir)
+    data_label, data_key = data_set(config)
     history = (_load_json(run_dir / "history.json") or {}).get("epochs", [])
     # "running" whose process is gone (kill -9, power loss) shows as "stale"
     status = effective_status(read_status(run_dir))
     val_losses = [e["val_loss"] for e in history if e.get("val_loss") is not None]
     best_val = metrics.get("best_val_loss", min(val_losses) if val_losses else None)
+    scored = [e for e in history if e.get("val_loss") is not None]
+    # the kept epoch (best.pt): metrics.json's; a run still training shows its history's lowest so far
+    best_epoch = metrics.get("best_epoch", min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None)
     test = metrics.get("test", {})
     return {
         "run": str(run_dir.relative_to(root)) if run_dir != root else ".",
-        "tag": _tag(run_dir),
+        "data": data_label,
+        "data_key": data_key,
+        "tag": config.get("tag"),
         "overrides": _overrides(run_dir),
         "best_val_loss": best_val,
         "test_pinball": test.get("pinball_loss"),
@@ -59,7 +93,9 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
         "best_baseline": metrics.get("best_baseline"),
         # the model's weight in the forecast (evaluation.seasonal_blend; 1 = the model alone), "-" when off
         "blend_weight": (metrics.get("seasonal_blend") or {}).get("weight"),
-        "epochs": metrics.get("epochs_run", len(history)),
+        # trained epochs (history.json's epoch 0 is the initial weights, validated, not trained)
+        "epochs": metrics.get("epochs_run", sum(1 for e in history if e.get("epoch", 1) >= 1)),
+        "best_epoch": best_epoch,
         "status": status,
     }
 
@@ -70,9 +106,16 @@ def find_runs(root: Path) -> list[Path]:
 
 
 def summarize(root: Path) -> list[dict[str, Any]]:
+    """Rows grouped by data set (by label), best val loss first within a group; runs without one last."""
     rows = [run_row(d, root) for d in find_runs(root)]
-    key = lambda r: (r["best_val_loss"] is None or not math.isfinite(r["best_val_loss"]), r["best_val_loss"] or 0.0)
-    return sorted(rows, key=key)
+    keys_of: dict[str, set[str]] = {}
+    for r in rows:
+        keys_of.setdefault(r["data"], set()).add(r["data_key"])
+    for r in rows:  # one label, several data sets (other horizons, split, market seed...): tell them apart
+        if len(keys_of[r["data"]]) > 1:
+            r["data"] = f"{r['data']} #{r['data_key']}"
+    unscored = lambda r: r["best_val_loss"] is None or not math.isfinite(r["best_val_loss"])
+    return sorted(rows, key=lambda r: (r["data"], unscored(r), r["best_val_loss"] or 0.0))
 
 
 def _fmt(v: Any) -> str:
@@ -84,7 +127,7 @@ def _fmt(v: Any) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    cols = ["run", "tag", "status", "epochs", "best_val_loss", "test_pinball", "calibration_error",
+    cols = ["data", "run", "tag", "status", "epochs", "best_epoch", "best_val_loss", "test_pinball", "calibration_error",
             "calibration_p", "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "blend_weight", "overrides"]
     cells = [[_fmt(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]

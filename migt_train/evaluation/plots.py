@@ -21,8 +21,11 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=_DPI, bbox_inches="tight"))
 
 
-def plot_loss_curves(history: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike) -> Path | None:
-    """Train/val loss per epoch from history.json ({"epochs": [...]}), lr on a second y axis.
+def plot_loss_curves(history: Mapping[str, Any] | str | os.PathLike, path: str | os.PathLike,
+                     kept_epoch: int | None = None, kept_val_loss: float | None = None) -> Path | None:
+    """Train/val loss per epoch from history.json ({"epochs": [...]}, epoch 0 = the initial weights), lr on
+    a second y axis, and the kept epoch (best.pt; metrics.json best_epoch / best_val_loss) marked and named
+    in the title. Without kept_epoch (an older run) the lowest val loss is marked.
 
     Returns None (and writes nothing) when the history holds no epochs.
     """
@@ -51,11 +54,28 @@ def plot_loss_curves(history: Mapping[str, Any] | str | os.PathLike, path: str |
         l2, lab2 = ax2.get_legend_handles_labels()
         lines, labels = lines + l2, labels + lab2
     ax.legend(lines, labels, loc="best", fontsize=9, framealpha=0.85)
-    best = min((e for e in epochs if e.get("val_loss") is not None), key=lambda e: e["val_loss"], default=None)
-    if best is not None:
-        ax.axvline(best["epoch"], color="tab:orange", alpha=0.25, lw=1)
-        ax.set_title(f"Loss curves (best val {best['val_loss']:.4g} at epoch {best['epoch']})", fontsize=11)
+    kept = kept_epoch_title(epochs, kept_epoch, kept_val_loss)
+    if kept is not None:
+        epoch, val, title = kept
+        ax.axvline(epoch, color="tab:orange", alpha=0.25, lw=1)
+        if val is not None:
+            ax.plot([epoch], [val], marker="*", ms=12, color="tab:red", ls="none", zorder=5)
+        ax.set_title(title, fontsize=11)
     return _save(fig, path)
+
+
+def kept_epoch_title(epochs: Sequence[Mapping[str, Any]], kept_epoch: int | None,
+                     kept_val_loss: float | None) -> tuple[int, float | None, str] | None:
+    """(epoch, val loss, title) of the epoch the loss-curve plot marks: the kept one when given, else the
+    lowest val loss of the history; None when there is neither."""
+    if kept_epoch is None:
+        best = min((e for e in epochs if e.get("val_loss") is not None), key=lambda e: e["val_loss"], default=None)
+        if best is None:
+            return None
+        kept_epoch, kept_val_loss = best["epoch"], best["val_loss"]
+    what = "the initial weights (epoch 0)" if kept_epoch == 0 else f"epoch {kept_epoch}"
+    val = "" if kept_val_loss is None else f", val loss {kept_val_loss:.6g}"
+    return kept_epoch, kept_val_loss, f"Loss curves (kept in best.pt: {what}{val})"
 
 
 def plot_calibration(

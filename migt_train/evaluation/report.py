@@ -196,7 +196,8 @@ def evaluate_run(
         plot_calibration(metrics["test_conformal"], levels, names, plots / "calibration_conformal.png",
                          title="Test calibration after conformal recalibration (fitted on val)", reference=reference)
     if history_path is not None and Path(history_path).is_file():
-        if plot_loss_curves(history_path, plots / "loss_curves.png") is None:
+        kept = (fit_summary or {}).get("best_epoch"), (fit_summary or {}).get("best_val_loss")
+        if plot_loss_curves(history_path, plots / "loss_curves.png", *kept) is None:
             log.warning("%s holds no epochs; loss curves not plotted", history_path)
     else:
         log.warning("no history at %s; loss curves not plotted", history_path)

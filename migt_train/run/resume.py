@@ -149,7 +149,7 @@ def check_not_finished(run_dir: Path, status: str, trainer_cfg: dict) -> None:
         return
     metrics = _load_json(run_dir / "metrics.json")
     history = _load_json(run_dir / "history.json").get("epochs", [])
-    epochs = int(metrics.get("epochs_run", len(history)))
+    epochs = int(metrics.get("epochs_run", sum(1 for e in history if e.get("epoch", 1) >= 1)))  # epoch 0: untrained
     max_epochs = int(trainer_cfg["max_epochs"])
     patience = int(trainer_cfg["early_stopping_patience"])
     best_epoch = int(metrics.get("best_epoch", epochs))

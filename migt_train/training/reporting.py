@@ -33,5 +33,18 @@ def progress_bar(enabled: bool, epoch: int, max_epochs: int, total: int, initial
     return progress(enabled, total, f"epoch {epoch}/{max_epochs}", initial)
 
 
+def epoch_record(epoch: int, global_step: int, lr: float, val_loss: float, val_metrics: dict[str, Any],
+                 seconds: float, train: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One entry of history.json. `train`: the epoch's training figures (_train_epoch); None for epoch 0,
+    the initial weights validated before training (trainer.validate_before_training)."""
+    return {
+        "epoch": epoch, "global_step": global_step, "lr": lr,
+        "train_loss": train["train_loss"] if train else None, "val_loss": val_loss, "val_metrics": val_metrics,
+        "seconds": seconds,
+        "samples_per_second": train["train_samples"] / max(train["train_seconds"], 1e-9) if train else None,
+        "train_samples": train["train_samples"] if train else 0, "nonfinite_steps": train["nonfinite_steps"] if train else 0,
+    }
+
+
 def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     write_json(run_dir / "history.json", {"epochs": history})

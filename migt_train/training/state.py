@@ -182,12 +182,14 @@ class CheckpointFiles:
         if self.is_main:
             save_torch(self.last, state)
 
-    def write_epoch(self, state: dict[str, Any], epoch: int, val_loss: float, improved: bool) -> None:
+    def write_epoch(self, state: dict[str, Any], epoch: int, val_loss: float, improved: bool,
+                    candidate: bool = True) -> None:
         """Top-k file and best.pt as earned, last.pt last (so everything it references exists), then
-        the top-k files that fell out."""
+        the top-k files that fell out. `candidate`: the epoch competes for best.pt (an epoch kept out by
+        trainer.beat_initial does not, so it gets no top-k file that would claim a lower loss than best.pt)."""
         if not self.is_main:
             return
-        name, dropped = self.topk.offer(val_loss, epoch)
+        name, dropped = self.topk.offer(val_loss, epoch) if candidate else (None, [])
         state["topk"] = self.topk.state_dict()
         if name is not None:
             save_torch(self.directory / name, state)

@@ -52,7 +52,7 @@ from migt_train.training.config import TrainerConfig
 from migt_train.training.early_stopping import EarlyStopping
 from migt_train.training.initial_guard import InitialGuard
 from migt_train.training.ema import WeightAverage
-from migt_train.training.reporting import FitResult, MetricsLogger, progress_bar, write_history
+from migt_train.training.reporting import FitResult, MetricsLogger, epoch_record, progress_bar, write_history
 from migt_train.training.sampler import EpochSampler
 from migt_train.training.schedulers import Scheduler
 from migt_train.run.stops import RunStopped, StopSignal
@@ -324,12 +324,18 @@ class Trainer:
         self._info("resumed from %s at %s (global step %d)", path, where, p.global_step)
 
     def _validate_initial(self) -> None:
-        """Epoch 0: the initial weights' val loss enters early stopping and the checkpoints (not the history,
-        which records trained epochs), so training that does not help on val cannot make the model worse."""
-        val_loss, _ = self.validate("val")
+        """Epoch 0: the initial weights' val loss enters early stopping, the checkpoints and history.json (no
+        training figures), so training that does not help on val cannot make the model worse."""
+        t0 = time.perf_counter()
+        val_loss, val_metrics = self.validate("val")
         self.initial_guard.set_initial(*self.last_val)
         improved = self.early.update(val_loss, 0)
+        p = self.progress
+        p.history.append(epoch_record(0, p.global_step, self.scheduler.get_last_lr()[0], val_loss, val_metrics,
+                                      time.perf_counter() - t0))
         self.files.write_epoch(self.state.state_dict(), 0, val_loss, improved)
+        if self.is_main:
+            write_history(self.run_dir, p.history)
         self._info("epoch 0 (initial weights): val loss %.6f", val_loss)
 
     def _candidate_loss(self, epoch: int, val_loss: float) -> float:
@@ -348,22 +354,18 @@ class Trainer:
         self.scheduler.epoch_end()
         diverged = not math.isfinite(val_loss) or val_loss > divergence.FACTOR * self.zero_loss
         best_before = (self.early.best_epoch, self.early.best)
-        improved = self.early.update(self._candidate_loss(epoch, val_loss), epoch)
+        candidate = self._candidate_loss(epoch, val_loss)
+        improved = self.early.update(candidate, epoch)
         p = self.progress
         p.epoch = epoch
-        record = {
-            "epoch": epoch, "global_step": p.global_step, "lr": lr,
-            "train_loss": train["train_loss"], "val_loss": val_loss, "val_metrics": val_metrics,
-            "seconds": seconds,
-            "samples_per_second": train["train_samples"] / max(train["train_seconds"], 1e-9),
-            "train_samples": train["train_samples"], "nonfinite_steps": train["nonfinite_steps"],
-        }
+        record = epoch_record(epoch, p.global_step, lr, val_loss, val_metrics, seconds, train)
         p.history.append(record)
         if diverged:  # history says what happened; checkpoints keep the last sane epoch
             if self.is_main:
                 write_history(self.run_dir, p.history)
             divergence.check(epoch, val_loss, self.zero_loss, *best_before, self.files.directory / "best.pt")
-        self.files.write_epoch(self.state.state_dict(), epoch, val_loss, improved)
+        # an epoch the initial guard turned down gets no top-k file that would outrank best.pt
+        self.files.write_epoch(self.state.state_dict(), epoch, val_loss, improved, math.isfinite(candidate))
         if self.is_main:
             write_history(self.run_dir, p.history)
         self._info("epoch %d/%d: train loss %.6g, val loss %.6g (%.2fx the training-mean forecast's)%s, "
