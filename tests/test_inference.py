@@ -13,14 +13,15 @@ from training_helpers import make_trainer
 def _validation_equals_prediction(tmp_path, device: str, data=None, **cfg):
     t = make_trainer(tmp_path, data=data, max_epochs=1, device=device, **cfg)
     t.fit()
-    loss, metrics = t.validate("test")
+    val = t.validate("test")  # loss, metrics and the forecasts they score
     q = predict(t.model, t.data, t.data.splits["test"], batch_size=7, device=t.device, precision=t.precision)
     y = t.data.targets[t.data.splits["test"]]
     assert q.device.type == "cpu" and q.shape == (len(y), 5, len(LEVELS))
+    assert torch.allclose(val.quantiles.cpu(), q, rtol=1e-5, atol=1e-7) and torch.equal(val.targets.cpu(), y)
     assert quantile_metrics(q, y, LEVELS, t.data.horizon_names)["pinball_loss"] == pytest.approx(
-        metrics["pinball_loss"], rel=1e-6)
+        val.metrics["pinball_loss"], rel=1e-6)
     again = infer(t.model, t.data, t.data.splits["test"], 64, t.device, t.precision, t.loss_fn)
-    assert again.loss == pytest.approx(loss, rel=1e-9)
+    assert again.loss == pytest.approx(val.loss, rel=1e-9)
 
 
 def test_validation_and_prediction_share_numerics(tmp_path, market):

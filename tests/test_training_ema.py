@@ -35,7 +35,7 @@ def test_validation_and_checkpoints_use_the_average(tmp_path):
     # the recorded best val loss is the loss of the weights in best.pt
     t.model.load_state_dict(best["model"])
     t.ema = None  # evaluate the loaded weights as they are
-    assert t.validate("val")[0] == pytest.approx(res.best_val_loss, rel=1e-6)
+    assert t.validate("val").loss == pytest.approx(res.best_val_loss, rel=1e-6)
 
 
 def test_resume_with_average_equals_uninterrupted(tmp_path):

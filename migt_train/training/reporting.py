@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
+
+import torch
 
 from migt_train.utils.io import write_json
 
@@ -24,6 +26,16 @@ class FitResult:
     nonfinite_steps: int  # skipped optimizer steps over the whole run
     history: list[dict[str, Any]] = field(default_factory=list)
     best_checkpoint: Path | None = None
+
+
+class Validation(NamedTuple):
+    """What Trainer.validate(split) returns: the split's forecasts with their loss and metrics (the
+    same on every rank; rows in time order)."""
+
+    loss: float  # standardised pinball loss (the training objective), the split's mean
+    metrics: dict[str, Any]  # quantile_metrics in log-return units
+    quantiles: torch.Tensor  # (rows, horizons, levels) forecasts, log-return units
+    targets: torch.Tensor  # (rows, horizons)
 
 
 def progress_bar(enabled: bool, epoch: int, max_epochs: int, total: int, initial: int) -> Any:

@@ -52,7 +52,7 @@ from migt_train.training.config import TrainerConfig
 from migt_train.training.early_stopping import EarlyStopping
 from migt_train.training.initial_guard import InitialGuard
 from migt_train.training.ema import WeightAverage
-from migt_train.training.reporting import FitResult, MetricsLogger, epoch_record, progress_bar, write_history
+from migt_train.training.reporting import FitResult, MetricsLogger, Validation, epoch_record, progress_bar, write_history
 from migt_train.training.sampler import EpochSampler
 from migt_train.training.schedulers import Scheduler
 from migt_train.run.stops import RunStopped, StopSignal
@@ -277,15 +277,15 @@ class Trainer:
         return {"train_loss": total.mean(), "train_samples": train_samples, "nonfinite_steps": nonfinite_epoch,
                 "train_seconds": seconds_before + time.perf_counter() - t0}
 
-    def validate(self, split: str = "val") -> tuple[float, dict[str, Any]]:
-        """Standardised loss (the training objective) and quantile_metrics in log-return units, with the
-        averaged weights when trainer.ema_decay is set."""
+    def validate(self, split: str = "val") -> Validation:
+        """The split's loss, metrics and forecasts (Validation), with the averaged weights when
+        trainer.ema_decay is set."""
         if self.ema:
             with self.ema.swapped_in():
                 return self._validate(split)
         return self._validate(split)
 
-    def _validate(self, split: str) -> tuple[float, dict[str, Any]]:
+    def _validate(self, split: str) -> Validation:
         """Each rank forecasts its contiguous shard; the loss sums are reduced and the forecasts
         gathered in row order, so every rank gets the single-process loss and metrics."""
         rows = self.data.splits[split]
@@ -294,8 +294,7 @@ class Trainer:
                     progress=split if self.cfg.progress and self.is_main else None)
         loss_sum = all_reduce(torch.tensor(res.loss * len(mine), dtype=torch.float64, device=self.device))
         q, y = all_gather_rows(res.quantiles), all_gather_rows(res.targets)
-        self.last_val = (q, y)  # the initial guard's input (rows in time order)
-        return float(loss_sum) / len(rows), quantile_metrics(q, y, self.levels, self.data.horizon_names)
+        return Validation(float(loss_sum) / len(rows), quantile_metrics(q, y, self.levels, self.data.horizon_names), q, y)
 
     def _stop_requested(self) -> bool:
         """Whether any rank has been asked to stop (a collective under DDP)."""
@@ -327,34 +326,35 @@ class Trainer:
         """Epoch 0: the initial weights' val loss enters early stopping, the checkpoints and history.json (no
         training figures), so training that does not help on val cannot make the model worse."""
         t0 = time.perf_counter()
-        val_loss, val_metrics = self.validate("val")
-        self.initial_guard.set_initial(*self.last_val)
-        improved = self.early.update(val_loss, 0)
+        val = self.validate("val")
+        self.initial_guard.set_initial(val.quantiles, val.targets)
+        improved = self.early.update(val.loss, 0)
         p = self.progress
-        p.history.append(epoch_record(0, p.global_step, self.scheduler.get_last_lr()[0], val_loss, val_metrics,
+        p.history.append(epoch_record(0, p.global_step, self.scheduler.get_last_lr()[0], val.loss, val.metrics,
                                       time.perf_counter() - t0))
-        self.files.write_epoch(self.state.state_dict(), 0, val_loss, improved)
+        self.files.write_epoch(self.state.state_dict(), 0, val.loss, improved)
         if self.is_main:
             write_history(self.run_dir, p.history)
-        self._info("epoch 0 (initial weights): val loss %.6f", val_loss)
+        self._info("epoch 0 (initial weights): val loss %.6f", val.loss)
 
-    def _candidate_loss(self, epoch: int, val_loss: float) -> float:
+    def _candidate_loss(self, epoch: int, val: Validation) -> float:
         """The val loss early stopping ranks the epoch by: inf while the initial weights are best and the
         epoch does not beat them by trainer.beat_initial's rule (history keeps the true loss)."""
-        if self.early.best_epoch != 0 or not val_loss < self.early.best - self.early.min_delta:
-            return val_loss
-        ok, why = self.initial_guard.accepts(*self.last_val)
+        if self.early.best_epoch != 0 or not val.loss < self.early.best - self.early.min_delta:
+            return val.loss
+        ok, why = self.initial_guard.accepts(val.quantiles, val.targets)
         if not ok:
             self._info("epoch %d: val loss below the initial weights' but not beyond noise (%s); epoch 0 stays best", epoch, why)
-        return val_loss if ok else math.inf
+        return val.loss if ok else math.inf
 
     def _end_epoch(self, epoch: int, train: dict[str, Any], seconds: float) -> None:
         lr = self.scheduler.get_last_lr()[0]
-        val_loss, val_metrics = self.validate("val")
+        val = self.validate("val")
+        val_loss, val_metrics = val.loss, val.metrics
         self.scheduler.epoch_end()
         diverged = not math.isfinite(val_loss) or val_loss > divergence.FACTOR * self.zero_loss
         best_before = (self.early.best_epoch, self.early.best)
-        candidate = self._candidate_loss(epoch, val_loss)
+        candidate = self._candidate_loss(epoch, val)
         improved = self.early.update(candidate, epoch)
         p = self.progress
         p.epoch = epoch
