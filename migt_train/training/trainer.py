@@ -35,7 +35,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ from migt_train.training.schedulers import Scheduler
 from migt_train.run.stops import RunStopped, StopSignal
 from migt_train.training.state import CheckpointFiles, Progress, TrainState, json_plain
 from migt_train.training.step import gather, loss_step
-from migt_train.training.accumulate import LossSums, total_norm
+from migt_train.training.accumulate import EpochSums, total_norm
 
 log = logging.getLogger(__name__)
 
@@ -205,77 +205,59 @@ class Trainer:
         p = self.progress
         mid = p.mid_epoch if p.mid_epoch and p.mid_epoch["epoch"] == epoch else None
         self.sampler.set_epoch(epoch, mid["position"] if mid else 0)
-        dev = self.device
-        total = LossSums(dev, mid["loss_sum"], mid["finite_samples"]) if mid else LossSums(dev)
-        train_samples = mid["train_samples"] if mid else 0
-        nonfinite_epoch = mid["nonfinite_steps"] if mid else 0
-        seconds_before = mid["seconds"] if mid else 0.0
-        window, win_samples, win_t0 = LossSums(dev), 0, time.perf_counter()
-
-        if mid and not self.is_main:  # the saved sums are global: rank 0 carries them on
-            total, train_samples = LossSums(dev), 0
-        world = self.runtime.dist.world_size
-        accum = self.cfg.gradient_accumulation_steps
+        sums = EpochSums(self.device, mid, self.is_main)
         n_batches = len(self.sampler)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         bar = progress_bar(self.cfg.progress and self.is_main, epoch, self.cfg.max_epochs, n_batches, self.sampler.position)
-        t0 = time.perf_counter()
-        it = iter(self.sampler)
+        batches = iter(self.sampler)
         try:
             while self.sampler.position < n_batches:
-                first = self.sampler.position
-                group = [next(it) for _ in range(min(accum, n_batches - self.sampler.position))]
-                n_group = sum(self.sampler.global_size(first + i) for i in range(len(group)))
-                group_ok = torch.ones((), dtype=torch.bool, device=dev)
-                for i, rows in enumerate(group):
-                    n = len(rows)
-                    if n == 0:  # the epoch's short last batch has no row for this rank: a weight-0
-                        rows = self.data.splits["train"][:1]  # step keeps it in the gradient all-reduce
-                    sync = i == len(group) - 1 or world == 1
-                    with contextlib.nullcontext() if sync else self.net.no_sync():
-                        _, loss = loss_step(self.net, self.loss_fn, gather(self.data, rows, dev), self.precision)
-                        self.scaler.scale(loss * (n * world / n_group)).backward()
-                    finite = torch.isfinite(loss) | (n == 0)
-                    group_ok &= finite
-                    contrib, fn = torch.where(finite, loss.detach().double() * n, 0.0), finite.double() * n
-                    total.add(contrib, fn)
-                    window.add(contrib, fn)
-                    train_samples += n
-                    win_samples += n
-                    if bar is not None:
-                        bar.update(1)
-                nonfinite_epoch += self._optimizer_step(group_ok, epoch)
-
+                group_ok = self._accumulate(batches, sums, bar)
+                sums.nonfinite += self._optimizer_step(group_ok, epoch)
                 if p.global_step % self.cfg.log_every_n_steps == 0:
-                    dt = max(time.perf_counter() - win_t0, 1e-9)
-                    lr = self.scheduler.get_last_lr()[0]
-                    metrics = {"train/loss": window.mean(), "train/lr": lr,
-                               "train/samples_per_second": win_samples / dt, "epoch": epoch}
-                    self._log(metrics, p.global_step)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", lr=f"{lr:.2e}",
-                                        sps=f"{metrics['train/samples_per_second']:.0f}")
-                    window, win_samples, win_t0 = LossSums(dev), 0, time.perf_counter()
-
-                if self.stop_all:
-                    sums = all_reduce(torch.stack([total.loss, total.n, torch.tensor(float(train_samples),
-                                                   dtype=torch.float64, device=dev)])).cpu()
-                    p.mid_epoch = {
-                        "epoch": epoch, "position": self.sampler.position,
-                        "loss_sum": sums[0].clone(), "finite_samples": sums[1].clone(),
-                        "train_samples": int(sums[2]), "nonfinite_steps": nonfinite_epoch,
-                        "seconds": seconds_before + time.perf_counter() - t0,
-                    }
+                    self._log_window(epoch, sums, bar)
+                if self.stop_all:  # any rank was asked to stop: save the epoch so far, then raise RunStopped
+                    p.mid_epoch = sums.mid_epoch(epoch, self.sampler.position)
                     self.files.save_last(self.state.state_dict())
                     self._interrupt()
         finally:
             if bar is not None:
                 bar.close()
         p.mid_epoch = None
-        train_samples = int(all_reduce(torch.tensor(float(train_samples), dtype=torch.float64, device=dev)))
-        return {"train_loss": total.mean(), "train_samples": train_samples, "nonfinite_steps": nonfinite_epoch,
-                "train_seconds": seconds_before + time.perf_counter() - t0}
+        return sums.result()
+
+    def _accumulate(self, batches: Iterator[torch.Tensor], sums: EpochSums, bar: Any) -> torch.Tensor:
+        """Forward and backward over the next trainer.gradient_accumulation_steps micro-batches, each
+        weighted by its share of the group's samples over all ranks (the gradient of the group's mean
+        loss); -> whether every loss was finite. Gradients are all-reduced on the last one only."""
+        first, world, dev = self.sampler.position, self.runtime.dist.world_size, self.device
+        group = [next(batches) for _ in range(min(self.cfg.gradient_accumulation_steps, len(self.sampler) - first))]
+        n_group = sum(self.sampler.global_size(first + i) for i in range(len(group)))
+        group_ok = torch.ones((), dtype=torch.bool, device=dev)
+        for i, rows in enumerate(group):
+            n = len(rows)
+            if n == 0:  # the epoch's short last batch has no row for this rank: a weight-0
+                rows = self.data.splits["train"][:1]  # step keeps it in the gradient all-reduce
+            sync = i == len(group) - 1 or world == 1
+            with contextlib.nullcontext() if sync else self.net.no_sync():
+                _, loss = loss_step(self.net, self.loss_fn, gather(self.data, rows, dev), self.precision)
+                self.scaler.scale(loss * (n * world / n_group)).backward()
+            group_ok &= sums.add(loss, n)
+            if bar is not None:
+                bar.update(1)
+        return group_ok
+
+    def _log_window(self, epoch: int, sums: EpochSums, bar: Any) -> None:
+        """The training loss and speed since the last log line, to the logger and the progress bar."""
+        dt = max(time.perf_counter() - sums.window_t0, 1e-9)
+        lr = self.scheduler.get_last_lr()[0]
+        metrics = {"train/loss": sums.window.mean(), "train/lr": lr,
+                   "train/samples_per_second": sums.window_samples / dt, "epoch": epoch}
+        self._log(metrics, self.progress.global_step)
+        if bar is not None:
+            bar.set_postfix(loss=f"{metrics['train/loss']:.4f}", lr=f"{lr:.2e}", sps=f"{metrics['train/samples_per_second']:.0f}")
+        sums.new_window()
 
     def validate(self, split: str = "val") -> Validation:
         """The split's loss, metrics and forecasts (Validation), with the averaged weights when
