@@ -19,12 +19,18 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from torch import nn
 
 from migt_train.errors import MigtError
 from migt_train.training.runtime import all_gather_objects, seed_everything
 from migt_train.utils.io import save_torch
 from migt_train.training.checkpoint import FORMAT_VERSION, TopK, capture_rng, load_checkpoint, restore_rng
+from migt_train.training.early_stopping import EarlyStopping
+from migt_train.training.ema import WeightAverage
+from migt_train.training.initial_guard import InitialGuard
+from migt_train.training.sampler import EpochSampler
 
 log = logging.getLogger(__name__)
 
@@ -62,86 +68,91 @@ class Progress:
         self.mid_epoch = ckpt["mid_epoch"]
 
 
+@dataclass
 class TrainState:
-    """Everything the trainer restores from: gathered and restored in one place.
+    """Everything a checkpoint holds, from parts passed in explicitly: gathered (state_dict) and restored
+    (restore) in one place.
 
-    `parts` are the stateful objects with state_dict/load_state_dict (model, optimizer, scheduler,
-    scaler, early stopping, sampler); `identity` are the facts a resumed run must share
-    (feature_names, horizon_names, levels) plus what is recorded for readers (config, trainer, seed).
+    The stateful parts have state_dict/load_state_dict; `identity` holds the facts a resumed run must
+    share (feature_names, horizon_names, levels) and what is recorded for readers (config, trainer, seed).
     """
 
-    def __init__(self, trainer: Any) -> None:
-        self.t = trainer
+    model: nn.Module
+    param_names: list[str]  # the trainable parameters, in the order of the weight average's tensors
+    ema: WeightAverage | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    early: EarlyStopping
+    initial_guard: InitialGuard
+    progress: Progress
+    sampler: EpochSampler
+    topk: TopK
+    identity: dict[str, Any]
+    seed: int
+    rank: int
 
     def state_dict(self) -> dict[str, Any]:
-        t, m = self.t, self.t.model
+        """The checkpoint's contents (a collective under DDP: every rank's RNG state is gathered)."""
+        m = self.model
         weights = m.state_dict()
-        averaged = dict(zip(t.param_names, t.ema.average)) if t.ema else None
+        averaged = dict(zip(self.param_names, self.ema.average)) if self.ema else None
+        ranks = all_gather_objects(capture_rng())
         return {
             "format_version": FORMAT_VERSION,
             "model": {**weights, **averaged} if averaged else weights,
-            "train_model": weights if t.ema else None,
-            "ema_updates": t.ema.updates if t.ema else 0,
-            "optimizer": t.optimizer.state_dict(),
-            "scheduler": t.scheduler.state_dict(),
-            "scaler": t.scaler.state_dict() if t.scaler.is_enabled() else None,
-            "early_stopping": t.early.state_dict(),
-            "initial_guard": t.initial_guard.state_dict(),
-            **t.progress.state_dict(),
-            **self._rng(),
-            "sampler": t.sampler.state_dict(),
-            "topk": t.topk.state_dict(),
-            "config": t.run_config,
-            "trainer": json_plain(t.cfg.__dict__),
-            "seed": t.seed,
-            "feature_names": list(t.data.feature_names),
-            "horizon_names": list(t.data.horizon_names),
-            "levels": t.levels,
+            "train_model": weights if self.ema else None,
+            "ema_updates": self.ema.updates if self.ema else 0,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "early_stopping": self.early.state_dict(),
+            "initial_guard": self.initial_guard.state_dict(),
+            **self.progress.state_dict(),
+            "rng": ranks[0],
+            "rng_ranks": ranks,
+            "sampler": self.sampler.state_dict(),
+            "topk": self.topk.state_dict(),
+            **self.identity,
             "input_scaling": {"mean": m.input_mean.detach().cpu(), "std": m.input_std.detach().cpu()},
             "target_scaling": {"mean": m.target_mean.detach().cpu(), "std": m.target_std.detach().cpu()},
         }
 
-    def _rng(self) -> dict[str, Any]:
-        ranks = all_gather_objects(capture_rng())
-        return {"rng": ranks[0], "rng_ranks": ranks}
-
     def _restore_rng(self, ckpt: Mapping[str, Any]) -> None:
-        rank = self.t.runtime.dist.rank
         saved = ckpt.get("rng_ranks") or [ckpt["rng"]]
-        if rank < len(saved):
-            restore_rng(saved[rank])
+        if self.rank < len(saved):
+            restore_rng(saved[self.rank])
         else:
-            seed_everything(self.t.seed + int(ckpt["global_step"]), rank)
+            seed_everything(self.seed + int(ckpt["global_step"]), self.rank)
 
     def restore(self, path: Path) -> None:
-        t = self.t
+        """Load every part from the checkpoint at `path`; MigtError when it belongs to another run setup."""
         ckpt = load_checkpoint(path)
-        for key, mine in (("levels", t.levels), ("feature_names", list(t.data.feature_names)),
-                          ("horizon_names", list(t.data.horizon_names))):
-            theirs = ckpt[key]
+        for key in ("levels", "feature_names", "horizon_names"):
+            theirs, mine = ckpt[key], self.identity[key]
             same = np.allclose(theirs, mine) if key == "levels" and len(theirs) == len(mine) else theirs == mine
             if not same:
                 raise MigtError(f"{path}: incompatible checkpoint ({key} {theirs} != this run's {mine})")
         try:
             ema_in_ckpt = ckpt.get("train_model") is not None
-            if ema_in_ckpt != bool(t.ema):
-                raise ValueError(f"trainer.ema_decay is {t.cfg.ema_decay} but the checkpoint was "
-                                 f"written {'with' if ema_in_ckpt else 'without'} weight averaging")
-            t.model.load_state_dict(ckpt["train_model"] if t.ema else ckpt["model"])
-            if t.ema:
-                t.ema.load([ckpt["model"][name] for name in t.param_names], ckpt["ema_updates"])
-            t.optimizer.load_state_dict(ckpt["optimizer"])
-            t.scheduler.load_state_dict(ckpt["scheduler"])
-            if ckpt["scaler"] is not None and t.scaler.is_enabled():
-                t.scaler.load_state_dict(ckpt["scaler"])
-            t.early.load_state_dict(ckpt["early_stopping"])
-            t.initial_guard.load_state_dict(ckpt.get("initial_guard"))  # absent in checkpoints before it existed
-            # how long to wait may change on resume (the counters come from the checkpoint)
-            t.early.patience = int(t.cfg.early_stopping_patience)
-            t.early.min_delta = float(t.cfg.early_stopping_min_delta or 0.0)
-            t.topk.load_state_dict(ckpt["topk"])
-            t.sampler.load_state_dict(ckpt["sampler"])
-            t.progress.load_state_dict(ckpt)
+            if ema_in_ckpt != bool(self.ema):
+                raise ValueError(f"trainer.ema_decay is {self.identity['trainer'].get('ema_decay')} but the checkpoint "
+                                 f"was written {'with' if ema_in_ckpt else 'without'} weight averaging")
+            self.model.load_state_dict(ckpt["train_model"] if self.ema else ckpt["model"])
+            if self.ema:
+                self.ema.load([ckpt["model"][name] for name in self.param_names], ckpt["ema_updates"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            if ckpt["scaler"] is not None and self.scaler.is_enabled():
+                self.scaler.load_state_dict(ckpt["scaler"])
+            # how long to wait may change on resume: the counters come from the checkpoint
+            patience, min_delta = self.early.patience, self.early.min_delta
+            self.early.load_state_dict(ckpt["early_stopping"])
+            self.early.patience, self.early.min_delta = patience, min_delta
+            self.initial_guard.load_state_dict(ckpt.get("initial_guard"))  # absent in checkpoints before it existed
+            self.topk.load_state_dict(ckpt["topk"])
+            self.sampler.load_state_dict(ckpt["sampler"])
+            self.progress.load_state_dict(ckpt)
             self._restore_rng(ckpt)
         except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as e:
             raise MigtError(f"{path}: incompatible checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:300]})") from e

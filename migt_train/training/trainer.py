@@ -129,7 +129,13 @@ class Trainer:
         self.topk = TopK(self.run_dir / "checkpoints", config.save_top_k)
         self.files = CheckpointFiles(self.run_dir / "checkpoints", self.topk, self.is_main)
         self.progress = Progress()
-        self.state = TrainState(self)
+        self.state = TrainState(
+            model=self.model, param_names=self.param_names, ema=self.ema, optimizer=self.optimizer,
+            scheduler=self.scheduler, scaler=self.scaler, early=self.early, initial_guard=self.initial_guard,
+            progress=self.progress, sampler=self.sampler, topk=self.topk, seed=self.seed, rank=dist.rank,
+            identity={"config": self.run_config, "trainer": json_plain(config.__dict__), "seed": self.seed,
+                      "feature_names": list(data.feature_names), "horizon_names": list(data.horizon_names),
+                      "levels": self.levels})
         self.stop = StopSignal()
         self.stop_all = False  # any rank asked to stop (all-reduced with the step flags)
         self._flag = torch.tensor([0.0, 1.0], device=self.device).unbind()
