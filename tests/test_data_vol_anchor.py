@@ -6,8 +6,9 @@ import torch
 
 from migt_train.data import load_market
 from migt_train.volatility.events import N_EVENT_FEATURES
-from migt_train.volatility.anchor import PROFILE_SMOOTHING_MINUTES, volatility_anchor
+from migt_train.volatility.anchor import PROFILE_SMOOTHING_MINUTES, apply_anchor, volatility_anchor
 from migt_train.volatility.garch import GarchTOD
+from migt_train.volatility.realized import bar_variance
 from migt_train.evaluation.baselines import GarchTODBaseline
 
 from data_helpers import data_cfg, small_bars
@@ -57,7 +58,13 @@ def test_market_carries_anchor_and_events_consistent_with_the_baseline():
     assert (smoothed.alpha, smoothed.beta) != (baseline.model.alpha, baseline.model.beta)
     expected = smoothed.horizon_std(smoothed.filter_variance(r, baseline.bar_in_day), baseline.bar_in_day, test, on.horizons)
     plain = load_market(data_cfg(vol_anchor=True, synthetic={"n_days": 14}))
-    np.testing.assert_allclose(plain.vol_anchor[test].numpy(), expected, rtol=1e-5)
+    garch = apply_anchor(plain.anchor_fit, r, baseline.bar_in_day, on.horizons)
+    np.testing.assert_allclose(garch[test], expected, rtol=1e-5)
+    # ...corrected by the bars' range, with the coefficients fitted on the training rows
+    bar_var = bar_variance(plain.features.numpy(), plain.feature_names)
+    corrected = plain.anchor_fit.har.apply(bar_var, plain.timestamps, baseline.bar_in_day, garch, on.horizons)
+    np.testing.assert_allclose(plain.vol_anchor[test].numpy(), corrected[test], rtol=1e-5)
+    assert not np.allclose(corrected[test], garch[test], rtol=1e-3)
     b = on.batch(on.splits["train"][:4])
     assert b["vol_anchor"].shape == (4, 5) and b["events"].shape == (4, 5, N_EVENT_FEATURES)
     # releases ahead are counted for the longer horizons at least as often as for the shorter ones
@@ -94,15 +101,13 @@ def test_anchor_knows_the_release_calendar():
     np.testing.assert_array_equal(again[: before[-1] + 1], with_cal[: before[-1] + 1])
 
 
-def test_anchored_quantiles_drop_the_training_drift_and_keep_the_shape():
+def test_anchored_quantiles_are_the_training_quantiles_of_y_over_sigma():
     levels = [0.05, 0.25, 0.5, 0.75, 0.95]
     m = load_market(data_cfg(vol_anchor=True, synthetic={"n_days": 14}))
     q = m.anchored_quantiles(levels)
     z = (m.targets[m.splits["train"]].double() / m.vol_anchor[m.splits["train"]].double())
-    expected = torch.quantile(z - z.mean(0), torch.tensor(levels, dtype=torch.float64), dim=0).T
+    expected = torch.quantile(z, torch.tensor(levels, dtype=torch.float64), dim=0).T
     torch.testing.assert_close(q.double(), expected, rtol=1e-6, atol=1e-6)
-    # a drift added to the training targets (a rally) moves the raw quantiles, not the anchored ones
-    train = m.splits["train"]
-    m.targets[train] += 0.5 * m.vol_anchor[train]
-    torch.testing.assert_close(m.anchored_quantiles(levels), q, rtol=1e-5, atol=1e-5)
     assert (q[:, 1:] > q[:, :-1]).all()
+    m.targets[m.splits["val"]] += 1.0  # val and test targets play no part
+    torch.testing.assert_close(m.anchored_quantiles(levels), q)

@@ -16,7 +16,7 @@ from migt_train.model.time_encoding import Time2Vec, TimeOfDayEncoding
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "model"
 LITERALS = {"n_variables": 24, "n_horizons": 5, "n_quantiles": 7, "max_seq_len": 288, "bars_per_day": 288,
-            "vol_anchor": False, "n_event_features": 0, "quantile_levels": [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]}
+            "vol_anchor": False, "n_event_features": 0, "n_realized": 0, "quantile_levels": [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]}
 BPD = 48  # bars per day of the tiny test models (30-minute bars)
 TINY = dict(n_variables=5, n_horizons=3, n_quantiles=7, max_seq_len=40, bars_per_day=BPD, d_model=16,
             n_heads=2, d_ff=32, dropout=0.1, n_temporal_layers=2, n_variable_layers=1, head_hidden=16)
@@ -334,10 +334,10 @@ def test_anchored_model_starts_at_given_residual_quantiles():
         tiny().set_anchor_shape(z)
 
 
-def test_fixed_head_shape_forecasts_a_spread_times_the_training_quantiles():
+def test_fixed_head_shape_forecasts_one_shape_for_every_input_times_a_spread():
     levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]
     model = tiny(vol_anchor=True, n_event_features=4, quantile_levels=levels, head_shape="fixed")
-    assert not any(n.startswith(("heads.w1", "heads.w2", "heads.b2", "heads.context.")) for n, _ in model.named_parameters())
+    assert not any(n.startswith(("heads.w1", "heads.w2", "heads.context.")) for n, _ in model.named_parameters())
     z = torch.tensor([[-2.0, -1.5, -0.6, 0.05, 0.7, 1.3, 1.9]]).repeat(3, 1) * torch.tensor([[1.0], [1.1], [1.2]])
     model.set_anchor_shape(z)
     batch = make_batch(b=6, t=40, v=5)
@@ -348,12 +348,14 @@ def test_fixed_head_shape_forecasts_a_spread_times_the_training_quantiles():
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     y = torch.randn(6, 3) * sigma * 3
-    for _ in range(5):  # any training moves only the spread
+    for _ in range(5):  # training moves the spread per input and the one shape of every input
         q = run(model, batch)["quantiles"]
         loss = torch.maximum(torch.tensor(levels) * (y[..., None] - q), (torch.tensor(levels) - 1) * (y[..., None] - q)).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    spread = run(model.eval(), batch)["quantiles"] / sigma[..., None] / z  # (B, H, Q): one factor per (sample, horizon)
+    q = run(model.eval(), batch)["quantiles"] / sigma[..., None]
+    spread = q / q[:1]  # (B, H, Q) relative to the first sample: one factor per (sample, horizon)
     torch.testing.assert_close(spread, spread[..., :1].expand_as(spread), atol=1e-5, rtol=1e-5)
-    assert (spread > 0).all() and spread[..., 0].std(0).min() > 0  # and it depends on the sample
+    assert (spread > 0).all() and spread[1:, :, 0].std(0).min() > 0  # and it depends on the sample
+    assert not torch.allclose(q[0] / q[0, :, :1], z / z[:, :1], atol=1e-4)  # the shape itself was trained

@@ -62,8 +62,11 @@ def test_smoke_run_writes_every_file(smoke_run: Path) -> None:
 
 def test_smoke_metrics_compare_with_every_baseline(smoke_run: Path) -> None:
     metrics = json.loads((smoke_run / "metrics.json").read_text())
-    assert set(metrics["baselines"]) == {"climatology", "ewma", "seasonal_climatology", "garch_t_tod"}
+    assert set(metrics["baselines"]) == {"climatology", "ewma", "seasonal_climatology", "garch_t_tod", "har_gk"}
     assert {"params", "converged", "message", "fit_seconds"} <= set(metrics["baselines"]["garch_t_tod"])
+    har = metrics["baselines"]["har_gk"]["params"]
+    assert set(har) == set(metrics["horizons"])
+    assert all(set(p) == {"intercept", "1bar", "1h", "1d", "1w", "r2"} for p in har.values())
     assert metrics["best_baseline"] in metrics["baselines"] and metrics["skill_vs_best_baseline"] is not None
     comparison = metrics["comparison"]
     assert {"baseline", "loss_difference", "ci95", "block", "n_boot", "per_horizon"} <= set(comparison)

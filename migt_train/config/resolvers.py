@@ -34,6 +34,12 @@ def _n_event_features(on: bool) -> int:
     return N_EVENT_FEATURES if on else 0
 
 
+def _n_realized(on: bool) -> int:
+    from migt_train.volatility.realized import N_REALIZED
+
+    return N_REALIZED if on else 0
+
+
 def _sqlite_url(path: str) -> str:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
@@ -52,6 +58,7 @@ def register_resolvers() -> None:
         "migt.feature_index": lambda name: _feature_names().index(name),
         "migt.bars_per_day": lambda bar_minutes: 24 * 60 // int(bar_minutes),
         "migt.n_event_features": _n_event_features,
+        "migt.n_realized": _n_realized,
         "migt.run_id": lambda: RUN_ID,
         "migt.sqlite_url": _sqlite_url,
         **_sweep_range_resolvers(),

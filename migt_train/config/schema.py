@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 import migt_train  # noqa: F401  (registers the ${migt.*} resolvers)
 from migt_train.data.build import check_data_config
 from migt_train.volatility.events import N_EVENT_FEATURES
+from migt_train.volatility.realized import N_REALIZED
 from migt_train.data.schema import DataSchema
 from migt_train.data.synthetic import SyntheticConfig
 from migt_train.errors import MigtError
@@ -98,6 +99,8 @@ def _check_values(cfg: DictConfig, plain: dict) -> None:
     if m.get("n_event_features", 0) not in (0, N_EVENT_FEATURES if data.get("event_calendar") else 0):
         _fail("model.n_event_features", f"must be {N_EVENT_FEATURES} with data.event_calendar=true, else 0",
               m["n_event_features"])
+    if m.get("n_realized", 0) not in (0, N_REALIZED if data.get("vol_anchor") else 0):
+        _fail("model.n_realized", f"must be {N_REALIZED} with data.vol_anchor=true, else 0", m["n_realized"])
     if m.get("vol_anchor") and not m.get("anchor_df", 5.0) > 2:
         _fail("model.anchor_df", "must be > 2 (unit-variance Student-t)", m["anchor_df"])
     for group in TARGET_GROUPS:

@@ -26,8 +26,9 @@ from migt_train.data.schema import DataSchema
 from migt_train.data.splits import check_split_config, make_splits
 from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
 from migt_train.data.returns import horizon_name, log_return_targets, sample_rows, segment_first_rows, window_starts
-from migt_train.volatility.anchor import AnchorFit, apply_anchor, fit_anchor
+from migt_train.volatility.anchor import AnchorFit, anchor_realized_context, anchor_sigma, fit_anchor
 from migt_train.errors import MigtError
+from migt_train.volatility.realized import bar_variance
 
 log = logging.getLogger(__name__)
 
@@ -247,33 +248,41 @@ def _horizon_context(s: DataSchema, frame: pd.DataFrame, ts: np.ndarray, info: d
     volatility anchor (fitted on the bars the training windows see unless a trained run's fit is given;
     with the release calendar on, it includes the releases' announcement effects) and the scheduled-release
     features."""
-    fit_bars = None
+    fit_bars, train = None, None
     if s.vol_anchor and fit is None:
         train = splits["train"]
         if len(train) == 0:
             raise MigtError("data.vol_anchor: the training split is empty (0 rows); nothing to fit the anchor on")
         fit_bars = slice(int(start[train[0]]), int(train[-1]) + 1)
-    return horizon_context(s, ts, frame["log_return"].to_numpy(np.float64), info["bar_in_day"], fit, fit_bars)
+    return horizon_context(s, ts, frame, info["bar_in_day"], fit, fit_bars, train_rows=train)
 
 
-def horizon_context(s: DataSchema, ts: np.ndarray, returns: np.ndarray, bar_in_day: np.ndarray, fit: AnchorFit | None,
-                    fit_bars: slice | None = None, future: np.ndarray | None = None
+def horizon_context(s: DataSchema, ts: np.ndarray, frame: pd.DataFrame, bar_in_day: np.ndarray, fit: AnchorFit | None,
+                    fit_bars: slice | None = None, future: np.ndarray | None = None, train_rows: np.ndarray | None = None
                     ) -> tuple[dict[str, torch.Tensor], AnchorFit | None]:
-    """-> ({vol_anchor, events} as switched on, the anchor fit). `fit`: a trained run's fit, filtered with its
-    parameters fixed (else fitted on fit_bars). `future`: open times of the bars after the last row (their
-    calendar is known in advance), so the last rows' horizons see the releases and bars of day ahead."""
+    """-> ({vol_anchor, realized, events} as switched on, the anchor fit). `fit`: a trained run's fit, filtered
+    with its parameters fixed (else fitted on fit_bars). `future`: open times of the bars after the last row
+    (their calendar is known in advance), so the last rows' horizons see the releases and bars of day ahead.
+    `realized` (with the anchor): the recent range variance relative to the anchor's expectation
+    (vol_anchor.anchor_realized_context)."""
     n = len(ts)
     out: dict[str, torch.Tensor] = {}
+    returns = frame["log_return"].to_numpy(np.float64)
+    gk = bar_variance(frame[FEATURE_NAMES].to_numpy(np.float64), FEATURE_NAMES)
     if future is not None and len(future):
         ts = np.concatenate([ts, future.astype(ts.dtype)])
         bar_in_day = np.concatenate([bar_in_day, time_info(future, s.session_tz, s.start_minute, s.bar_minutes)["bar_in_day"]])
         returns = np.concatenate([returns, np.zeros(len(future))])  # never read: row t's anchor uses bars <= t
+        gk = np.concatenate([gk, np.zeros(len(future))])
     events = event_bars(ts, s.bar_minutes) if s.event_calendar else None
     if s.vol_anchor:
         if fit is None:
             assert fit_bars is not None
             fit = fit_anchor(returns, bar_in_day, fit_bars, 24 * 60 // s.bar_minutes, events, s.vol_anchor_leverage)
-        out["vol_anchor"] = torch.from_numpy(np.ascontiguousarray(apply_anchor(fit, returns, bar_in_day, s.horizons, events)[:n]))
+        out["vol_anchor"] = torch.from_numpy(np.ascontiguousarray(
+            anchor_sigma(fit, returns, gk, bar_in_day, ts, s.horizons, events, train_rows, fit_bars)[:n]))
+        out["realized"] = torch.from_numpy(np.ascontiguousarray(
+            anchor_realized_context(fit, returns, gk, bar_in_day, ts, events)[:n]))
     if s.event_calendar:
         out["events"] = torch.from_numpy(np.ascontiguousarray(event_features(events, s.horizons, s.bar_minutes)[:n]))
     return out, fit

@@ -90,7 +90,7 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
     info = time_info(ts, s.session_tz, s.start_minute, s.bar_minutes)
     targets = log_return_targets(frame["_close"].to_numpy(), s.horizons, seg)
     future = future_bar_starts(ts, max(s.horizons), s) if s.vol_anchor or s.event_calendar else None
-    context, _ = horizon_context(s, ts, frame["log_return"].to_numpy(np.float64), info["bar_in_day"], anchor_fit,
+    context, _ = horizon_context(s, ts, frame, info["bar_in_day"], anchor_fit,
                                  future=future)
     market = MarketData(
         **context,

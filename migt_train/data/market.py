@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 # the keys of MarketData.batch the model takes as its `time` dict: the calendar, plus what is known at the
-# forecast origin about the horizons ahead (vol_anchor (B, H), events (B, H, E); see volatility/events.py and
-# volatility/anchor.py); a model that does not use the last two ignores them
-TIME_KEYS = ("bar_in_day", "day_of_week", "day_of_month", "day_of_year", "vol_anchor", "events")
+# forecast origin about the horizons ahead (vol_anchor (B, H), realized (B, K), events (B, H, E); see
+# volatility/anchor.py, volatility/realized.py and volatility/events.py); a model that does not use them ignores them
+TIME_KEYS = ("bar_in_day", "day_of_week", "day_of_month", "day_of_year", "vol_anchor", "realized", "events")
 # the keys of MarketData.batch a training or evaluation step moves to the device
 BATCH_KEYS = ("features", "mask", *TIME_KEYS, "targets")
 
@@ -56,6 +56,9 @@ class MarketData:
     # scheduled-release features (data.event_calendar; E = 0 when off)
     vol_anchor: torch.Tensor | None = None
     events: torch.Tensor | None = None
+    # (N, K) with the anchor: log realised range variance over the anchor's expectation, per trailing window
+    # (volatility/realized.py; K = 0 without the anchor)
+    realized: torch.Tensor | None = None
     # the fitted volatility anchor (data.vol_anchor: data.vol_anchor.AnchorFit; a run stores it as vol_anchor.json)
     anchor_fit: Any = None
     _steps: torch.Tensor = field(init=False, repr=False)
@@ -67,6 +70,8 @@ class MarketData:
             self.vol_anchor = torch.ones(n, h, device=self.features.device)
         if self.events is None:
             self.events = torch.zeros(n, h, 0, device=self.features.device)
+        if self.realized is None:
+            self.realized = torch.zeros(n, 0, device=self.features.device)
         self._steps = torch.arange(self.max_seq_len, dtype=torch.long, device=self.features.device)
         # host-side: whether row i's window has all max_seq_len bars (no padding), read per batch
         # without touching the device
@@ -117,6 +122,7 @@ class MarketData:
             "day_of_year": self.day_of_year[rows],
             "vol_anchor": self.vol_anchor[rows],
             "events": self.events[rows],
+            "realized": self.realized[rows],
             "targets": self.targets[rows],
             "rows": rows,
         }
@@ -140,13 +146,9 @@ class MarketData:
         return y.mean(0).float(), y.std(0).clamp_min(1e-12).float()
 
     def anchored_quantiles(self, levels: Sequence[float], split: str = "train") -> torch.Tensor:
-        """(H, Q) empirical quantiles of the split's targets in units of the volatility anchor (y / sigma_h),
-        less their mean: where the anchored model's heads start. The mean is the period's drift, which
-        does not carry over (real bars: a training rally put the test median coverage at 0.56-0.61);
-        the shape around it (tails, the skew that puts the median above a zero mean) does."""
+        """(H, Q) empirical quantiles of the split's targets in units of the volatility anchor (y / sigma_h):
+        where the anchored model's heads start."""
         rows = self.splits[split]
         z = (self.targets[rows].double() / self.vol_anchor[rows].double()).cpu()
-        z = z - z.mean(0)
         q = torch.tensor([float(t) for t in levels], dtype=torch.float64)
         return torch.quantile(z, q, dim=0).T.float().contiguous()
-

@@ -10,6 +10,9 @@ forecast origin (pooled quantiles where a bar of day has too few training sample
 garch_t_tod: GARCH(1,1)-Student-t on one-bar returns divided by a training time-of-day profile
 (`migt_train.volatility.garch.GarchTOD`), parameters fitted on the training bars only, variance
 filtered causally through val/test with those parameters.
+har_gk: a HAR regression of the log future realised range (Garman-Klass) variance on its log means over
+the last bar, hour, day and week, time-of-day normalised (`migt_train.volatility.har.HARGK`); least squares
+on the training rows, quantiles from the training quantiles of y_h / sigma_h.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from migt_train.data.market import MarketData
 from migt_train.volatility.garch import GarchTOD
 from migt_train.errors import MigtError
 from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE
+from migt_train.volatility.har import HARGK
+from migt_train.volatility.realized import bar_variance
 
 RETURN_FEATURE = "log_return"
+RANGE_FEATURES = ("open", "close", "garman_klass", RETURN_FEATURE)
 
 
 def _train_quantiles(x: np.ndarray, levels: Sequence[float]) -> np.ndarray:
@@ -146,7 +152,28 @@ class GarchTODBaseline:
         }
 
 
-Baseline = Climatology | EWMAVolatility | SeasonalClimatology | GarchTODBaseline
+@dataclass
+class HARGKBaseline:
+    model: HARGK
+    horizon_names: list[str]
+
+    @classmethod
+    def fit(cls, data: MarketData, levels: Sequence[float]) -> "HARGKBaseline":
+        gk = bar_variance(data.features.detach().cpu().numpy(), data.feature_names)
+        model = HARGK.fit(gk, data.timestamps, data.bar_in_day.cpu().numpy(), data.targets.cpu().double().numpy(),
+                          data.splits["train"].cpu().numpy(), data.visible_bars("train"), data.bars_per_day,
+                          data.horizons, levels)
+        return cls(model, list(data.horizon_names))
+
+    def predict(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.model.quantiles(torch.as_tensor(rows, dtype=torch.long).cpu().numpy()))
+
+    def report(self) -> dict:
+        """Fitted coefficients and in-sample R^2 per horizon, for metrics.json."""
+        return self.model.report(self.horizon_names)
+
+
+Baseline = Climatology | EWMAVolatility | SeasonalClimatology | GarchTODBaseline | HARGKBaseline
 
 
 def fit_baselines(
@@ -158,4 +185,6 @@ def fit_baselines(
         "ewma": EWMAVolatility.fit(data, levels, ewma_halflife),
         "seasonal_climatology": SeasonalClimatology.fit(data, levels),
         "garch_t_tod": GarchTODBaseline.fit(data, levels),
+        # needs the bars' range (open, close, garman_klass): every file and the synthetic market have it
+        **({"har_gk": HARGKBaseline.fit(data, levels)} if set(RANGE_FEATURES) <= set(data.feature_names) else {}),
     }

@@ -25,7 +25,7 @@ class QuantileHeads(nn.Module):
     n_context > 0: a per-horizon context (B, H, C) (e.g. releases inside the horizon, the log of the
     volatility anchor) enters each horizon's MLP input and, linearly, its log spread; both start at 0.
 
-    fixed_shape: no MLP; the standardised quantiles are a constant (H, Q) buffer (the start quantiles,
+    fixed_shape: no MLP; the standardised quantiles are one learned (H, Q) shape for every input (from the start quantiles,
     e.g. the training quantiles of y / sigma_h) and only the log spread depends on the inputs.
     """
 
@@ -43,9 +43,8 @@ class QuantileHeads(nn.Module):
             init = [float(t[0])] + [math.log(math.expm1(float(d))) for d in t[1:] - t[:-1]]
         init_t = torch.tensor(init, dtype=torch.float32).repeat(n_horizons, 1)
         self.context = None
-        if fixed_shape:  # the start quantiles as a constant (set_start replaces them); no MLP
-            start = init_t[:, :1] + torch.cat([torch.zeros_like(init_t[:, :1]), F.softplus(init_t[:, 1:]).cumsum(-1)], -1)
-            self.register_buffer("shape", start)
+        if fixed_shape:  # one learned shape for every input, from the start quantiles (set_start); no MLP
+            self.b2 = nn.Parameter(init_t)
         else:
             self.horizon = nn.Parameter(torch.randn(n_horizons, d_model) * 0.02)
             self.w1 = nn.Parameter(torch.randn(n_horizons, d_model, hidden) / math.sqrt(d_model))
@@ -72,16 +71,13 @@ class QuantileHeads(nn.Module):
     def set_start(self, quantiles: torch.Tensor, min_step: float = 1e-3) -> None:
         """Make the initial output about `quantiles` (H, Q), increasing per row, e.g. the training split's
         quantiles of y / sigma_h: the base and softplus^-1 of the steps become the output biases."""
-        if self.fixed_shape:
-            self.shape.copy_(quantiles.to(self.shape))
-            return
         steps = (quantiles[:, 1:] - quantiles[:, :-1]).clamp_min(min_step)
         self.b2[:, 0] = quantiles[:, 0].to(self.b2)
         self.b2[:, 1:] = torch.log(torch.expm1(steps)).to(self.b2)
 
     def forward(self, x: torch.Tensor, log_std: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, D), log_std (B, n_scales), context (B, H, n_context) or None -> (B, H, Q)."""
-        shape = self.shape if self.fixed_shape else self._shape(x, context)
+        shape = _increasing(self.b2).expand(len(x), -1, -1) if self.fixed_shape else self._shape(x, context)
         log_scale = self.log_scale(torch.cat([x, log_std], dim=-1))  # (B, H)
         if context is not None:
             log_scale = log_scale + (context * self.context_scale).sum(-1)
@@ -94,5 +90,9 @@ class QuantileHeads(nn.Module):
         if self.context is not None:
             h = h + self.context(context)
         h = F.gelu(torch.einsum("bhd,hde->bhe", h, self.w1) + self.b1)
-        out = torch.einsum("bhe,heq->bhq", h, self.w2) + self.b2
-        return out[..., :1] + torch.cat([torch.zeros_like(out[..., :1]), F.softplus(out[..., 1:]).cumsum(-1)], -1)
+        return _increasing(torch.einsum("bhe,heq->bhq", h, self.w2) + self.b2)
+
+
+def _increasing(out: torch.Tensor) -> torch.Tensor:
+    """(..., Q) [base, raw steps] -> base + cumsum(softplus(steps)): increasing along the last axis."""
+    return out[..., :1] + torch.cat([torch.zeros_like(out[..., :1]), F.softplus(out[..., 1:]).cumsum(-1)], -1)

@@ -35,6 +35,10 @@ class MIGTTVDT(nn.Module):
         scale_anchor is then not used (sigma_h already carries the scale).
     n_event_features: width E of time["events"] (B, H, E), the scheduled releases inside each horizon
         and their recency (data.event_calendar), a per-horizon input of the heads.
+    n_realized: width K of time["realized"] (B, K) (vol_anchor only): the log ratio of the bars' realised
+        range (Garman-Klass) variance to the anchor's expectation over the last bar, hour, day and week. A
+        GARCH on closes cannot see the range; entering each horizon's log spread linearly (from 0) it lets
+        the heads learn a HAR-like correction of the anchor.
     head_shape: "learned" (the MIGT-TVDT reference architecture: every quantile from the inputs) or "fixed" (vol_anchor only):
         the quantiles of y / sigma_h stay at their training values and the model forecasts a spread factor
         per horizon. Measured on the quickstart market: a learned shape fitted validation-period noise
@@ -49,9 +53,11 @@ class MIGTTVDT(nn.Module):
                  n_variable_layers: int = 2, head_hidden: int = 128, tod_dims: int = 32,
                  dow_dims: int = 16, dom_dims: int = 16, doy_dims: int = 32, patch_len: int = 1,
                  scale_anchor: int | None = None, vol_anchor: bool = False, n_event_features: int = 0,
-                 quantile_levels: list[float] | None = None, anchor_df: float = 5.0, head_shape: str = "learned"):
+                 quantile_levels: list[float] | None = None, anchor_df: float = 5.0, head_shape: str = "learned",
+                 n_realized: int = 0):
         super().__init__()
         self.vol_anchor = bool(vol_anchor)
+        self.n_realized = int(n_realized)
         self.n_event_features = int(n_event_features)
         if self.vol_anchor and quantile_levels is not None and len(quantile_levels) != n_quantiles:
             raise ValueError(f"quantile_levels has {len(quantile_levels)} levels, n_quantiles is {n_quantiles}")
@@ -78,7 +84,7 @@ class MIGTTVDT(nn.Module):
         self.pool = nn.Sequential(nn.Linear(n_variables * d_model, d_model), nn.GELU(), Dropout(dropout))
         self.heads = QuantileHeads(d_model, n_horizons, n_quantiles, head_hidden, n_scales=n_variables,
                                    scale_anchor=None if self.vol_anchor else scale_anchor,
-                                   n_context=int(self.vol_anchor) + self.n_event_features,
+                                   n_context=int(self.vol_anchor) + self.n_event_features + self.n_realized,
                                    init_levels=quantile_levels if self.vol_anchor else None, init_df=anchor_df,
                                    fixed_shape=head_shape == "fixed")
         if self.vol_anchor and head_shape != "fixed":
@@ -162,6 +168,8 @@ class MIGTTVDT(nn.Module):
             context.append(torch.log(sigma / self.target_std).unsqueeze(-1))
         if self.n_event_features:
             context.append(time["events"].to(h.dtype))
+        if self.n_realized:  # the same recent range-vs-anchor ratios for every horizon
+            context.append(time["realized"].to(h.dtype).unsqueeze(1).expand(-1, sigma.shape[1], -1))
         q = self.heads(h, stats[..., 1], torch.cat(context, dim=-1) if context else None)
         if self.vol_anchor:
             q = q * sigma.unsqueeze(-1)  # log-return units

@@ -25,9 +25,11 @@ from migt_train.volatility.events import EVENT_GROUPS, group_hits
 from migt_train.volatility.garch import GarchTOD
 from migt_train.errors import MigtError
 from migt_train.utils.io import read_run_file
+from migt_train.volatility.har import HARAnchor
+from migt_train.volatility.realized import realized_ratios
 
 RELEASE_LAGS = 12  # bars after a release (the release bar is lag 0) that get their own multiplier
-ANCHOR_FIT_VERSION = 1  # layout of AnchorFit.to_json (a run's vol_anchor.json)
+ANCHOR_FIT_VERSION = 2  # layout of AnchorFit.to_json (a run's vol_anchor.json); 2: the range correction (har)
 ANCHOR_FILE = "vol_anchor.json"  # in a run directory, next to checkpoints/
 RELEASE_PRIOR = 5.0  # shrinkage: pseudo-observations at multiplier 1 per (group, lag)
 # The anchor's time-of-day profile averages the bars of day within +-10 minutes (the first bar after a
@@ -89,6 +91,7 @@ class AnchorFit:
 
     garch: GarchTOD
     releases: np.ndarray | None  # (G, RELEASE_LAGS + 1) or None without the release calendar
+    har: HARAnchor | None = None  # the range correction of the GARCH forecast (volatility/har.py)
 
     def to_json(self) -> dict[str, Any]:
         g = self.garch
@@ -96,7 +99,8 @@ class AnchorFit:
                 "garch": {"profile": g.profile.tolist(), "omega": g.omega, "alpha": g.alpha, "beta": g.beta, "gamma": g.gamma,
                           "nu": g.nu, "mu": g.mu, "converged": g.converged, "message": g.message,
                           "init_variance": g.init_variance},
-                "releases": None if self.releases is None else self.releases.tolist()}
+                "releases": None if self.releases is None else self.releases.tolist(),
+                "har": None if self.har is None else self.har.to_json()}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any], source: str) -> "AnchorFit":
@@ -109,11 +113,12 @@ class AnchorFit:
                              float(g["init_variance"]), gamma=float(g.get("gamma", 0.0)))
             rel = d.get("releases")
             releases = None if rel is None else np.asarray(rel, dtype=np.float64)
+            har = None if d.get("har") is None else HARAnchor.from_json(d["har"])
         except (KeyError, TypeError, ValueError) as e:
             raise MigtError(f"{source}: not a volatility anchor fit ({type(e).__name__}: {e})") from None
         if releases is not None and releases.shape != (len(EVENT_GROUPS), RELEASE_LAGS + 1):
             raise MigtError(f"{source}: release table of shape {releases.shape}, expected {(len(EVENT_GROUPS), RELEASE_LAGS + 1)}")
-        return cls(garch, releases)
+        return cls(garch, releases, har)
 
 
 def fit_anchor(returns: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bars_per_day: int,
@@ -133,32 +138,65 @@ def fit_anchor(returns: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bar
                                   profile_smoothing=smooth), table)
 
 
+def _filtered(fit: AnchorFit, returns: np.ndarray, bar_in_day: np.ndarray,
+              events: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> (bar_in_day as int64, sigma2_next (N,) of the normalised return, release multiplier (N,))."""
+    if (events is None) != (fit.releases is None):
+        raise MigtError("data.event_calendar: the stored volatility anchor was fitted "
+                        f"{'with' if fit.releases is not None else 'without'} the release calendar; use the run's setting")
+    r = np.asarray(returns, dtype=np.float64)
+    bid = np.asarray(bar_in_day, dtype=np.int64)
+    if bid.max(initial=0) >= len(fit.garch.profile):
+        raise MigtError(f"bar_in_day: values up to {int(bid.max())} but the anchor was fitted on {len(fit.garch.profile)} bars a day "
+                        "(data.bar_minutes differs from the run's?)")
+    mult = np.ones(len(r)) if fit.releases is None else apply_release_table(fit.releases, release_lags(events))
+    return bid, fit.garch.filter_variance(r / np.sqrt(mult), bid), mult
+
+
 def apply_anchor(fit: AnchorFit, returns: np.ndarray, bar_in_day: np.ndarray, horizons: Sequence[int],
                  events: np.ndarray | None = None) -> np.ndarray:
     """(N, H) float32 std of each horizon's log return from each row, the variance filtered through every bar
     with the fit's parameters fixed (row t uses bars <= t and the calendar of the bars after it). The last
     max(horizons) rows, which have no following bars in the arrays, repeat the last computable row: a
     forecast passes the calendar of future bars by extending bar_in_day and events (returns there unused)."""
-    if (events is None) != (fit.releases is None):
-        raise MigtError("data.event_calendar: the stored volatility anchor was fitted "
-                        f"{'with' if fit.releases is not None else 'without'} the release calendar; use the run's setting")
-    r = np.asarray(returns, dtype=np.float64)
-    bid = np.asarray(bar_in_day, dtype=np.int64)
-    garch = fit.garch
-    if bid.max(initial=0) >= len(garch.profile):
-        raise MigtError(f"bar_in_day: values up to {int(bid.max())} but the anchor was fitted on {len(garch.profile)} bars a day "
-                        "(data.bar_minutes differs from the run's?)")
-    mult = np.ones(len(r)) if fit.releases is None else apply_release_table(fit.releases, release_lags(events))
-    scaled = r / np.sqrt(mult)
-    sigma2_next = garch.filter_variance(scaled, bid)
-    n, k_max = len(r), int(max(horizons))
+    bid, sigma2_next, mult = _filtered(fit, returns, bar_in_day, events)
+    n, k_max = len(bid), int(max(horizons))
     out = np.empty((n, len(horizons)), dtype=np.float32)
     room = max(n - k_max, 0)
     # each future bar's variance also times its release multiplier
-    out[:room] = garch.horizon_std(sigma2_next, bid, np.arange(room), horizons,
-                                   None if fit.releases is None else mult)
+    out[:room] = fit.garch.horizon_std(sigma2_next, bid, np.arange(room), horizons,
+                                       None if fit.releases is None else mult)
     out[room:] = out[room - 1] if room else 1.0
     return out
+
+
+def anchor_sigma(fit: AnchorFit, returns: np.ndarray, bar_var: np.ndarray, bar_in_day: np.ndarray,
+                 timestamps: np.ndarray, horizons: Sequence[int], events: np.ndarray | None = None,
+                 train_rows: np.ndarray | None = None, fit_bars: slice | None = None) -> np.ndarray:
+    """(N, H) float32 anchor: the GARCH-t/time-of-day std (apply_anchor) corrected by the bars' range
+    (HARAnchor). train_rows / fit_bars given and no correction in the fit yet: fit it there (and keep it in
+    `fit`); a stored fit without one (an older run) is the GARCH anchor alone."""
+    sigma = apply_anchor(fit, returns, bar_in_day, horizons, events)
+    bid = np.asarray(bar_in_day, dtype=np.int64)
+    if fit.har is None and train_rows is not None and fit_bars is not None:
+        fit.har = HARAnchor.fit(bar_var, timestamps, bid, sigma, train_rows, fit_bars, len(fit.garch.profile), horizons)
+    if fit.har is None:
+        return sigma
+    out = fit.har.apply(bar_var, timestamps, bid, sigma, horizons)
+    room = max(len(bid) - int(max(horizons)), 0)
+    out[room:] = out[room - 1] if room else sigma[room:]  # as apply_anchor: rows without the bars ahead
+    return out
+
+
+def anchor_realized_context(fit: AnchorFit, returns: np.ndarray, gk: np.ndarray, bar_in_day: np.ndarray,
+                            timestamps: np.ndarray, events: np.ndarray | None = None) -> np.ndarray:
+    """(N, K) float32 log ratios of the bars' realised range variance (gk, Garman-Klass) to the one-bar
+    variance the anchor expected for them, over the trailing windows of volatility/realized.py: what the
+    range tells beyond the GARCH on closes. Row t uses bars <= t."""
+    bid, sigma2_next, mult = _filtered(fit, returns, bar_in_day, events)
+    before = np.concatenate([[fit.garch.init_variance], sigma2_next[:-1]])  # bar t's variance, made at t - 1
+    expected = fit.garch.profile[bid] ** 2 * before * mult
+    return realized_ratios(gk, expected, timestamps)
 
 
 def volatility_anchor(

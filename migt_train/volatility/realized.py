@@ -1,0 +1,63 @@
+"""Realised range variance over several time scales: the inputs of the `har_gk` baseline and the model's
+realised-volatility context.
+
+The Garman-Klass variance of a bar, 0.5 ln(H/L)^2 - (2 ln 2 - 1) ln(C/O)^2, uses the bar's high and low: about
+seven times as efficient as the squared close-to-close return for the same bar. Averaged over the last bar,
+hour, day and week (times, not bar counts, so the scales mean the same at any bar size) it is the classic
+HAR set of regressors (Corsi 2009). A GARCH on closes sees none of the range; this module hands it to the
+forecasters that can use it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+# trailing windows of the realised measures, in minutes: one bar (0 = the bar itself), 1 h, 1 day, 1 week
+WINDOW_MINUTES: tuple[int, ...] = (0, 60, 24 * 60, 7 * 24 * 60)
+WINDOW_NAMES: tuple[str, ...] = ("1bar", "1h", "1d", "1w")
+N_REALIZED = len(WINDOW_MINUTES)
+# a ratio of realised to expected variance below this is read as this (bars without a range, e.g. no trades)
+MIN_RATIO = 1e-3
+
+
+def gk_variance(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """(N,) Garman-Klass variance of each bar, clipped at 0 (the estimator can dip below 0 on a narrow range)."""
+    o, h, lo, c = (np.asarray(a, dtype=np.float64) for a in (open_, high, low, close))
+    gk = 0.5 * np.log(h / lo) ** 2 - (2.0 * np.log(2.0) - 1.0) * np.log(c / o) ** 2
+    return np.maximum(gk, 0.0)
+
+
+def bar_variance(features: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """(N, V) bar features -> (N,) realised variance of each bar: its Garman-Klass variance plus the squared gap
+    from the previous close to its open (the gap is most of a session's first bar, and GK cannot see it)."""
+    col = {n: i for i, n in enumerate(names)}
+    f = np.asarray(features, dtype=np.float64)
+    gap = f[:, col["log_return"]] - np.log(f[:, col["close"]] / f[:, col["open"]])
+    return f[:, col["garman_klass"]] ** 2 + gap**2
+
+
+def trailing_sums(values: np.ndarray, timestamps: np.ndarray, windows: Sequence[int] = WINDOW_MINUTES) -> np.ndarray:
+    """(N,) values at sorted bar times -> (N, K) sums over the bars in (t - window, t]; window 0 = the bar alone.
+    Causal: row t uses rows <= t."""
+    v = np.asarray(values, dtype=np.float64)
+    out = np.empty((len(v), len(windows)))
+    series = pd.Series(v, index=pd.DatetimeIndex(np.asarray(timestamps).astype("datetime64[ns]")))
+    for k, minutes in enumerate(windows):
+        out[:, k] = v if minutes <= 0 else series.rolling(f"{int(minutes)}min").sum().to_numpy()
+    return out
+
+
+def realized_ratios(gk: np.ndarray, expected_var: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """(N, K) float32 log of (realised range variance / the variance a volatility model expected for the same
+    bars) over each trailing window: positive when the recent range ran hotter than the model thought.
+
+    gk: (N,) Garman-Klass variance per bar; expected_var: (N,) the model's one-bar variance of each bar, made
+    before the bar (e.g. the GARCH/time-of-day anchor's). Both sums cover the same bars, so the time-of-day
+    pattern cancels."""
+    realised = trailing_sums(gk, timestamps)
+    expected = np.maximum(trailing_sums(expected_var, timestamps), 1e-300)
+    return np.log(np.maximum(realised / expected, MIN_RATIO)).astype(np.float32)
+

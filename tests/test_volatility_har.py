@@ -1,0 +1,87 @@
+"""har_gk: the HAR regression on realised range variance recovers a simulated log-variance law, fits on
+the training rows only, and its regressors (and the model's realised context) are causal."""
+
+import numpy as np
+
+from migt_train.volatility.har import HARGK
+from migt_train.volatility.realized import WINDOW_MINUTES, gk_variance, realized_ratios, trailing_sums
+
+BARS_PER_DAY = 288
+WINDOW_BARS = [1, 12, 288, 2016]  # the WINDOW_MINUTES in 5-minute bars
+TRUE = np.array([0.05, 0.35, 0.25, 0.2, 0.1])  # intercept, then one slope per window
+
+
+def simulate(n: int = 30_000, seed: int = 5, noise: float = 0.4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """5-minute bars whose log variance follows the HAR law in TRUE exactly, plus Gaussian noise:
+    log u_{t+1} = c + sum_k b_k log(mean of u over the last window_k bars) + e. -> gk, returns, timestamps."""
+    assert list(WINDOW_MINUTES) == [0, 60, 1440, 10080]
+    g = np.random.default_rng(seed)
+    u = np.empty(n)
+    u[: WINDOW_BARS[-1]] = np.exp(g.normal(0.0, 0.3, WINDOW_BARS[-1]))
+    c = np.concatenate([[0.0], np.cumsum(u)])
+    for t in range(WINDOW_BARS[-1] - 1, n - 1):
+        x = [np.log((c[t + 1] - c[t + 1 - w]) / w) for w in WINDOW_BARS]
+        u[t + 1] = np.exp(TRUE[0] + TRUE[1:] @ x + noise * g.standard_normal())
+        c[t + 2] = c[t + 1] + u[t + 1]
+    profile = 1.0 + 0.8 * np.sin(np.arange(n) * 2 * np.pi / BARS_PER_DAY) ** 2
+    gk = 1e-6 * u * profile
+    returns = np.sqrt(gk) * g.standard_normal(n)
+    ts = np.datetime64("2024-01-01T00:00", "ns") + np.arange(n) * np.timedelta64(5, "m")
+    return gk, returns, ts
+
+
+def _fit(gk, returns, ts, train_end):
+    bid = np.arange(len(gk)) % BARS_PER_DAY
+    targets = np.concatenate([returns[1:], [np.nan]])[:, None]
+    rows = np.arange(WINDOW_BARS[-1], train_end)
+    return HARGK.fit(gk, ts, bid, targets, rows, slice(0, train_end), BARS_PER_DAY, [1], [0.1, 0.5, 0.9])
+
+
+def test_har_recovers_a_simulated_log_variance_law():
+    gk, returns, ts = simulate()
+    fit = _fit(gk, returns, ts, len(gk) - 1)
+    np.testing.assert_allclose(fit.coef[0, 1:], TRUE[1:], atol=0.05)
+    assert fit.r2[0] > 0.15  # the noise (sd 0.4) leaves most of the log variance unexplained
+    assert fit.z.shape == (1, 3) and np.all(np.diff(fit.z[0]) > 0)
+
+
+def test_har_fits_on_the_training_rows_only():
+    gk, returns, ts = simulate(n=12_000)
+    a = _fit(gk, returns, ts, 9_000)
+    gk2, returns2 = gk.copy(), returns.copy()
+    gk2[9_001:] *= 50.0
+    returns2[9_001:] *= 7.0
+    b = _fit(gk2, returns2, ts, 9_000)
+    np.testing.assert_array_equal(a.coef, b.coef)
+    np.testing.assert_array_equal(a.z, b.z)
+    # ...and its forecasts are causal: rows before the change do not move
+    rows = np.arange(5_000, 9_000)
+    np.testing.assert_array_equal(a.quantiles(rows), b.quantiles(rows))
+    assert not np.allclose(a.quantiles(np.arange(9_100, 9_200)), b.quantiles(np.arange(9_100, 9_200)))
+
+
+def test_realised_windows_are_times_not_bar_counts():
+    # 1-minute and 15-minute bars over the same hours: the 1 h window sums 60 and 4 bars
+    for minutes, bars_in_hour in ((1, 60), (15, 4)):
+        ts = np.datetime64("2024-01-01T00:00", "ns") + np.arange(500) * np.timedelta64(minutes, "m")
+        sums = trailing_sums(np.ones(500), ts)
+        assert sums[-1, 0] == 1 and sums[-1, 1] == bars_in_hour
+
+
+def test_realised_ratios_are_causal_and_zero_when_range_meets_expectation():
+    g = np.random.default_rng(0)
+    n = 3_000
+    close = 100 * np.exp(np.cumsum(g.normal(0, 1e-3, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    high = np.maximum(open_, close) * (1 + np.abs(g.normal(0, 5e-4, n)))
+    low = np.minimum(open_, close) * (1 - np.abs(g.normal(0, 5e-4, n)))
+    gk = gk_variance(open_, high, low, close)
+    ts = np.datetime64("2024-01-01T00:00", "ns") + np.arange(n) * np.timedelta64(5, "m")
+    np.testing.assert_allclose(realized_ratios(gk, gk, ts), 0.0, atol=1e-6)
+    expected = np.full(n, float(gk.mean()))
+    a = realized_ratios(gk, expected, ts)
+    gk2 = gk.copy()
+    gk2[2_000:] *= 30
+    b = realized_ratios(gk2, expected, ts)
+    np.testing.assert_array_equal(a[:2_000], b[:2_000])
+    assert (b[2_000:, 0] > a[2_000:, 0]).all()
