@@ -177,7 +177,7 @@ def test_heartbeat_is_refreshed_while_a_batch_runs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("experiment", "warmup", "t_0"),
-    [("smoke", 2, 2), ("quickstart", 300, 6), ("quality", 1800, 18), ("nq_full", 2000, 20)],
+    [("smoke", 2, 2), ("quickstart", 2000, 4), ("quality", 2000, 4), ("nq_full", 2000, 20)],
 )
 def test_search_ranges_follow_the_experiment_schedule(experiment: str, warmup: int, t_0: int) -> None:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
