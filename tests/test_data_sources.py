@@ -157,8 +157,8 @@ def test_dbn_file_equals_csv(tmp_path):
     csv = pd.DataFrame({"ts_event": ts, "rtype": 33, "publisher_id": 1, "instrument_id": 101, **px, "volume": vol})
     a = build.file_bars(dbn, DataSchema.from_config(_cfg(dbn)))
     b = build.file_bars(write_bars(csv, tmp_path / "nq.csv"), DataSchema.from_config(_cfg(tmp_path / "nq.csv")))
-    pd.testing.assert_frame_equal(a[0], b[0])
-    assert len(a[0]) == len(minute) // 5
+    pd.testing.assert_frame_equal(a.bars, b.bars)
+    assert len(a.bars) == len(minute) // 5
 
 
 # ---- aggregation and timestamps ---------------------------------------------------------------------------

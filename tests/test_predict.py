@@ -282,10 +282,10 @@ def test_anchored_latest_forecast_own_market_and_file(anchored, tmp_path, capsys
 def test_anchored_file_uses_stored_fit_causally(anchored):
     """Another file is filtered with the stored parameters: changing its later bars leaves the earlier rows'
     anchor untouched (a refit on the file would move every row)."""
-    from migt_train.data.build import configured_bars
+    from migt_train.data.build import run_bars
 
     run = migt_train.load_run(anchored)
-    bars = configured_bars(run.cfg.data).tail(2000).reset_index(drop=True)
+    bars = run_bars(run.cfg.data).bars.tail(2000).reset_index(drop=True)
     wild = bars.copy()
     cut = 1500
     base = wild["close"].iloc[cut]

@@ -1,12 +1,15 @@
-"""`python -m migt_train.export OUT.csv|OUT.parquet [overrides ...]`: write the bars of the configured
-data source as `timestamp, open, high, low, close, volume`.
+"""`python -m migt_train.export OUT.csv|OUT.parquet [overrides ...] [--force]`: write the bars of the
+configured data source as `timestamp, open, high, low, close, volume` (plus `symbol` for a file of contracts).
 
 The config is the real composed Hydra config (conf/, the same defaults as `python run.py`) with the
-given overrides, e.g. `data.synthetic.n_days=300` or `data=ohlcv data.path=bars.parquet`, so the
-file holds exactly the bars a run with those overrides reads (before feature warm-up). Timestamps
-are UTC: tz-aware ISO 8601 text in CSV (`2024-01-01T23:00:00+00:00`), a tz-aware column in parquet.
-Reading the file back with `data=ohlcv data.path=OUT` gives the same features. The file is written
-atomically (temp file + rename).
+given overrides, e.g. `data.synthetic.n_days=300` or `data=ohlcv data.path=bars.parquet`, and the bars go
+through the path training reads them by (data.timezone, data.timestamp_label, data.bar_minutes, the front
+contract across rolls or data.symbol, data.session_end, segments at long gaps), so the file holds exactly
+the bars a run with those overrides reads (before feature warm-up): bars of data.bar_minutes labelled by their
+start, in UTC: tz-aware ISO 8601 text in CSV (`2024-01-01T23:00:00+00:00`), a tz-aware column in parquet.
+A file of several contracts gives the front-contract series with each bar's contract in `symbol`.
+Reading the file back with `data=ohlcv data.path=OUT` (and the same session keys) gives the same market.
+The file is written atomically (temp file + rename); an existing file is kept unless --force.
 """
 
 from __future__ import annotations
@@ -23,17 +26,22 @@ from migt_train.errors import MigtError
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 
 
-def export_bars(out: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, int]:
+def export_bars(out: str | Path, overrides: Sequence[str] = (), force: bool = False) -> tuple[Path, int]:
     """Write the configured bars to `out` (.csv or .parquet); returns (path, number of bars)."""
-    from migt_train.data.build import configured_bars
+    from migt_train.data.build import run_bars
     from migt_train.utils.io import atomic_write
 
     out = Path(out)
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise MigtError(f"{out}: unknown file type {out.suffix!r}; use .csv or .parquet")
+    if out.exists() and not force:
+        raise MigtError(f"{out}: exists; pass --force to replace it")
     cfg = compose_config(overrides)
-    bars = configured_bars(cfg.data).copy()
+    series = run_bars(cfg.data)
+    bars = series.bars[["timestamp", "open", "high", "low", "close", "volume"]].copy()
+    if series.contract is not None:  # read back, the front series' rolls fall on the same days
+        bars["symbol"] = series.contract
     ts = pd.to_datetime(bars["timestamp"]).dt.tz_localize("UTC")
     if fmt == "csv":
         # every timestamp is UTC, so the offset is the literal +00:00 (vectorised, no per-row isoformat)
@@ -50,12 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser("export", __doc__)
     p.add_argument("out", metavar="OUT", help="the file to write: .csv or .parquet")
     add_overrides(p, "data.synthetic.n_days=300 or data=ohlcv data.path=bars.parquet")
+    p.add_argument("--force", action="store_true", help="replace OUT when it exists")
     args = parse(p, argv)
     if isinstance(args, int):
         return args
 
     def body() -> int:
-        path, n = export_bars(args.out, args.overrides)
+        path, n = export_bars(args.out, args.overrides, args.force)
         print(f"{path}: {n} bars")
         return 0
 

@@ -15,13 +15,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from migt_train.data.sources import cache
-from migt_train.data.sources.aggregate import to_bar_size, to_bar_starts
-from migt_train.data.sources.calendar import in_session, time_info
+from migt_train.data.sources.calendar import time_info
 from migt_train.volatility.events import event_bars, event_features
 from migt_train.data.features import FEATURE_NAMES, FEATURE_VERSION, FEATURE_WARMUP, compute_features, warmup_rows
 from migt_train.data.market import MarketData
 from migt_train.data.sources.ohlcv import COLUMNS as OHLCV_COLUMNS, read_ohlcv
-from migt_train.data.sources.rolls import continuous_series
+from migt_train.data.sources.series import SeriesBars, series_bars
 from migt_train.data.schema import DataSchema
 from migt_train.data.splits import check_split_config, make_splits
 from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
@@ -33,7 +32,7 @@ from migt_train.volatility.realized import bar_variance
 log = logging.getLogger(__name__)
 
 # version of the file -> bars path (reading, rolls, aggregation); part of the feature cache key
-BARS_VERSION = 2
+BARS_VERSION = 3
 
 
 def _plain(cfg: Mapping | None) -> dict:
@@ -84,23 +83,10 @@ def file_digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def file_bars(path: Path, s: DataSchema) -> tuple[pd.DataFrame, np.ndarray, dict]:
+def file_bars(path: Path, s: DataSchema, trained: bool = False) -> SeriesBars:
     """The file -> bars of s.bar_minutes (timestamp = bar start, UTC), their segment ids (a new one after
-    each contract roll) and the roll record."""
-    return series_bars(read_ohlcv(path, sort=s.sort, timezone=s.timezone), s, str(path))
-
-
-def series_bars(raw: pd.DataFrame, s: DataSchema, source: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
-    """read_ohlcv's table -> file_bars' result."""
-    series = continuous_series(raw, s.symbol, s.session_tz, s.start_minute, source)
-    bars, spacing = to_bar_starts(series.bars, series.segment, s.timestamp_label)
-    segment = series.segment
-    if s.end_minute is not None:
-        keep = in_session(bars["timestamp"].to_numpy(), s.session_tz, s.start_minute, s.end_minute)
-        log.info("%s: %d of %d bars outside the session dropped", source, int((~keep).sum()), len(keep))
-        bars, segment = bars[keep].reset_index(drop=True), segment[keep]
-    bars, segment = to_bar_size(bars, segment, spacing, s.bar_minutes, s.session_tz, s.start_minute, source)
-    return bars, segment, series.record()
+    each contract roll and long gap), the roll record (sources/series.py). `trained`: s is a trained run's."""
+    return series_bars(read_ohlcv(path, sort=s.sort, timezone=s.timezone), s, str(path), trained)
 
 
 def featurise(bars: pd.DataFrame, segment: np.ndarray, source: str) -> pd.DataFrame:
@@ -136,10 +122,10 @@ def _processed(s: DataSchema, identity: dict, load_bars) -> tuple[pd.DataFrame, 
     frame = cache.read(path)
     if frame is not None:
         return frame, cache.read_meta(path).get("rolls")
-    bars, segment, record = load_bars()
-    frame = featurise(bars, segment, identity.get("path", "data"))
-    cache.write(path, frame, key, meta={"rolls": record})
-    return frame, record
+    series = load_bars()
+    frame = featurise(series.bars, series.segment, identity.get("path", "data"))
+    cache.write(path, frame, key, meta={"rolls": series.record})
+    return frame, series.record
 
 
 def check_data_config(cfg: Any, training: bool = True) -> None:
@@ -155,21 +141,21 @@ def check_data_config(cfg: Any, training: bool = True) -> None:
         synthetic_config(s.synthetic)
 
 
-def configured_bars(cfg: Any) -> pd.DataFrame:
-    """The raw bars of the configured source (synthetic market or the user's file), validated as
-    load_market validates them: timestamp (naive UTC), open, high, low, close, volume."""
+def run_bars(cfg: Any) -> SeriesBars:
+    """The bars a run with this data config reads (before feature warm-up): the synthetic market or the
+    file through the same path as load_market."""
     check_data_config(cfg)
     s = DataSchema.from_config(cfg)
     if s.source == "synthetic":
-        bars = synthetic_bars(synthetic_config(s.synthetic), s)
-    else:
-        bars = read_ohlcv(Path(str(s.path)).expanduser(), sort=s.sort)
-    return bars[list(OHLCV_COLUMNS)]
+        raw = synthetic_bars(synthetic_config(s.synthetic), s)[list(OHLCV_COLUMNS)]
+        return SeriesBars(raw, np.zeros(len(raw), np.int64), None, None, float(s.bar_minutes))
+    return file_bars(Path(str(s.path)).expanduser(), s)
 
 
-def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
+def load_market(cfg: Any, anchor_fit: AnchorFit | None = None, trained: bool = False) -> MarketData:
     """cfg: the data config (DictConfig or mapping) -> MarketData. anchor_fit: a trained run's volatility
-    anchor (data.vol_anchor), applied with its parameters fixed instead of fitting one on these bars."""
+    anchor (data.vol_anchor), applied with its parameters fixed instead of fitting one on these bars.
+    trained: cfg is a trained run's (its bar size cannot change)."""
     s = DataSchema.from_config(cfg)
     syn: SyntheticConfig | None = None
     raw: pd.DataFrame | None = None
@@ -177,7 +163,8 @@ def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
         syn = synthetic_config(s.synthetic)
         raw = synthetic_bars(syn, s)
         identity = {"synthetic": config_key(syn, s.bar_minutes, s.session_tz, s.start_minute)}
-        frame, rolls = _processed(s, identity, lambda: (raw, np.zeros(len(raw), np.int64), None))
+        frame, rolls = _processed(s, identity, lambda: SeriesBars(raw, np.zeros(len(raw), np.int64), None, None,
+                                                               float(s.bar_minutes)))
         name = "synthetic market"
     else:
         path = Path(str(s.path)).expanduser().resolve()
@@ -186,7 +173,7 @@ def load_market(cfg: Any, anchor_fit: AnchorFit | None = None) -> MarketData:
         identity = {"path": str(path), "sha256": file_digest(path), "sort": s.sort, "timezone": s.timezone,
                     "timestamp_label": s.timestamp_label, "session_tz": s.session_tz, "session_start": s.start_minute,
                     "session_end": s.end_minute, "symbol": s.symbol}
-        frame, rolls = _processed(s, identity, lambda: file_bars(path, s))
+        frame, rolls = _processed(s, identity, lambda: file_bars(path, s, trained))
         name = str(path)
 
     lookback_ns = int(round(s.lookback_hours * 3600e9))

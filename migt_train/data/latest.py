@@ -3,24 +3,28 @@ future data, no splits, no cache: a file needs only the feature warm-up plus one
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from migt_train.data.build import (featurise, horizon_context, long_tensor, market_fields, series_bars, synthetic_bars,
-                                   synthetic_config)
+from migt_train.data.build import featurise, horizon_context, long_tensor, market_fields, synthetic_bars, synthetic_config
 from migt_train.data.schema import DataSchema
 from migt_train.data.sources.calendar import time_info
 from migt_train.data.features import FEATURE_WARMUP
 from migt_train.data.market import MarketData
 from migt_train.data.sources.ohlcv import parse_ohlcv, read_ohlcv
+from migt_train.data.sources.series import SeriesBars, series_bars
 from migt_train.data.returns import log_return_targets, segment_first_rows, window_starts
 from migt_train.volatility.anchor import AnchorFit
 from migt_train.errors import MigtError
 
+log = logging.getLogger(__name__)
+
 SPLIT = "forecast"
+PARTIAL = "partial"  # the forecast row of a bar still forming, when asked for (else empty)
 OHLCV_COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
 
 
@@ -43,8 +47,29 @@ def future_bar_starts(ts: np.ndarray, n: int, s: DataSchema) -> np.ndarray:
     return grid[traded][:n]
 
 
+def _still_forming(series: SeriesBars, bar_minutes: int, source: str, partial: bool,
+                   now: np.datetime64 | None) -> bool:
+    """Whether the last bar is still forming: the file's rows cover only part of its span (1-minute rows up to
+    11:37 of the 11:35 bar), or its end is still ahead of `now`. Said in the log either way."""
+    if len(series.bars) == 0:
+        return False
+    start = series.bars["timestamp"].to_numpy().astype("datetime64[ns]")[-1]
+    now = np.datetime64(pd.Timestamp.now(tz="UTC").tz_localize(None), "ns") if now is None else now
+    covered = min(series.last_minutes, (now - start) / np.timedelta64(1, "m"))
+    if covered >= bar_minutes:
+        return False
+    held = f"the bar starting {pd.Timestamp(start):%Y-%m-%d %H:%M} UTC holds {max(covered, 0):g} of its {bar_minutes} minutes"
+    if partial:
+        log.warning("%s: forecasting from a bar still forming: %s (its close, high, low and volume are not final)",
+                    source, held)
+    else:
+        log.info("%s: %s: forecasting from the bar before it (ask for partial bars to use it)", source, held)
+    return True
+
+
 def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None = 1,
-                  anchor_fit: AnchorFit | None = None) -> MarketData:
+                  anchor_fit: AnchorFit | None = None, partial: bool = False,
+                  now: np.datetime64 | None = None) -> MarketData:
     """cfg: the run's data config (its data.path is read unless `table` is given: a frame as read_ohlcv
     would read the file; with data.source=synthetic and no table, the run's own synthetic market).
     anchor_fit: the run's stored volatility anchor, required when data.vol_anchor is on (filtered through
@@ -52,6 +77,8 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
     the last `last` rows that have a full lookback in the latest contract segment (all such rows of every
     segment when last is None). Targets are the realised log returns where the data reaches far enough,
     NaN where the future is unknown.
+    The last bar is still forming when the file's rows do not cover its whole span or it ends after `now`
+    (default: the clock): it is left out unless `partial`; then `splits["partial"]` holds its row.
     """
     s = DataSchema.from_config(cfg, need_path=table is None)
     if s.vol_anchor and anchor_fit is None:
@@ -60,7 +87,8 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
     if table is None and s.source == "synthetic":
         source = "synthetic market"
         raw = synthetic_bars(synthetic_config(cfg.get("synthetic")), s)
-        bars, segment, record = raw[OHLCV_COLUMNS].reset_index(drop=True), np.zeros(len(raw), np.int64), None
+        series = SeriesBars(raw[OHLCV_COLUMNS].reset_index(drop=True), np.zeros(len(raw), np.int64), None, None,
+                            float(s.bar_minutes))
     else:
         if table is None:
             path = Path(str(s.path)).expanduser()
@@ -69,7 +97,11 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
         else:
             source = "frame"
             raw = parse_ohlcv(table, source, sort=s.sort, timezone=s.timezone)
-        bars, segment, record = series_bars(raw, s, source)
+        series = series_bars(raw, s, source, trained=True)
+    bars, segment, record = series.bars, series.segment, series.record
+    forming = _still_forming(series, s.bar_minutes, source, partial, now)
+    if forming and not partial:
+        bars, segment = bars.iloc[:-1].reset_index(drop=True), segment[:-1]
     if last is not None:  # only the latest contract matters; its earlier bars still warm up the features
         keep = segment == segment[-1]
         bars, segment = bars[keep].reset_index(drop=True), segment[keep]
@@ -92,11 +124,12 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
     future = future_bar_starts(ts, max(s.horizons), s) if s.vol_anchor or s.event_calendar else None
     context, _ = horizon_context(s, ts, frame, info["bar_in_day"], anchor_fit,
                                  future=future)
+    partial_rows = rows[rows == len(frame) - 1] if forming and partial else rows[:0]
     market = MarketData(
         **context,
         anchor_fit=anchor_fit,
         **market_fields(s, frame, ts, info, start, targets),
-        splits={SPLIT: long_tensor(rows)},
+        splits={SPLIT: long_tensor(rows), PARTIAL: long_tensor(partial_rows)},
         source=s.source,
         rolls=record,
         close=frame["_close"].to_numpy(np.float64),

@@ -67,6 +67,10 @@ class DataSchema:
             raise bad("source", "must be synthetic or ohlcv", source)
         if source == "ohlcv" and need_path and not v["path"]:
             raise bad("path", "data=ohlcv needs the path of a parquet or CSV file", v["path"])
+        if source == "synthetic" and v["path"]:
+            raise MigtError(f"config key 'data.path': {v['path']} is given but data.source is synthetic, so the "
+                            "synthetic market would be used and the file ignored; add data=ohlcv to the command line "
+                            "(data.source=ohlcv for evaluate and predict)")
         if not positive_int(v["bar_minutes"]) or 1440 % v["bar_minutes"]:
             raise bad("bar_minutes", "must be a positive divisor of 1440", v["bar_minutes"])
         if not positive_int(v["max_seq_len"]):

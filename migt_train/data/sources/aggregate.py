@@ -40,16 +40,24 @@ def to_bar_starts(bars: pd.DataFrame, segment: np.ndarray, label: str) -> tuple[
 
 
 def to_bar_size(
-    bars: pd.DataFrame, segment: np.ndarray, spacing: int | None, bar_minutes: int, tz: str, session_start: int, source: str
+    bars: pd.DataFrame, segment: np.ndarray, spacing: int | None, bar_minutes: int, tz: str, session_start: int, source: str,
+    trained: bool = False,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """bars (timestamp = bar start, datetime64[ns] UTC; open..volume; time order), their segment ids and
-    the file's bar spacing -> bars of bar_minutes labelled by their start, and their segment ids. Buckets
+    the file's bar spacing -> bars of bar_minutes labelled by their start, and their segment ids (`trained`:
+    bar_minutes is a trained run's, which no setting can change). Buckets
     are aligned to the session start in exchange time, so 60-minute bars of a 09:30 open start at 09:30,
     10:30, ..."""
     ts = bars["timestamp"].to_numpy().astype("datetime64[ns]").astype(np.int64)
     target = int(bar_minutes) * NS_PER_MINUTE
     if spacing is None:
         spacing = target
+    if trained and (spacing > target or target % spacing):
+        # a trained run's bar size is fixed: its model knows no other
+        raise MigtError(
+            f"{source}: bars are mostly {_minutes(spacing)} apart; the run was trained on {bar_minutes}-minute bars "
+            f"(data.bar_minutes={bar_minutes}), so it needs bars of {bar_minutes} minutes or of a size that divides it"
+        )
     if spacing > target:
         raise MigtError(
             f"{source}: bars are mostly {_minutes(spacing)} apart, coarser than data.bar_minutes={bar_minutes}; "

@@ -7,6 +7,7 @@ or `instrument_id` column) come back with a `contract` column; rolls.py turns th
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -16,14 +17,20 @@ import pandas as pd
 from migt_train.data.sources.databento import apply_conventions, is_dbn, read_dbn
 from migt_train.errors import MigtError
 
+log = logging.getLogger(__name__)
+
 COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 CSV_SUFFIXES = {".csv", ".txt", ".gz", ".bz2", ".zip", ".xz"}
+# text read as is: its last line can be checked for a line end (a compressed file is not being appended to)
+PLAIN_TEXT_SUFFIXES = {".csv", ".txt"}
 # the timestamp column under its plain name or Databento's (the bar start)
 TIME_COLUMNS = ("timestamp", "ts_event")
 # what names an instrument, in order of preference
 CONTRACT_COLUMNS = ("symbol", "instrument_id")
 _DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
+# a time of day followed by a UTC offset or zone letter: 10:05-05:00, 10:05:00.5+0100, 15:05Z, 15:05 UTC
+_OFFSET = r"\d:\d\d(?::\d\d(?:\.\d*)?)?\s*(?:[Zz]|UTC|GMT|[+-]\d\d(?::?\d\d)?)\s*$"
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -44,17 +51,48 @@ def _read_table(path: Path) -> pd.DataFrame:
             df = df.reset_index()
         return df
     if suffix in CSV_SUFFIXES:
-        try:
-            df = pd.read_csv(path)
-        except Exception as exc:
-            raise MigtError(f"{path}: not a readable CSV file ({type(exc).__name__}: {str(exc)[:200]})") from None
-        if len(df.columns) == 1 and ";" in str(df.columns[0]):
-            raise MigtError(
-                f"{path}: one column {str(df.columns[0])[:60]!r}: the file looks ';'-separated; "
-                "save it comma-separated with '.' as the decimal point"
-            )
-        return df
+        return _read_csv(path)
     raise MigtError(f"{path}: unknown file type {suffix!r}; use .parquet, .csv or .dbn(.zst)")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path)
+    except Exception as exc:
+        raise MigtError(f"{path}: not a readable CSV file ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if len(df.columns) == 1:
+        for sep, name in ((";", "';'-separated"), ("\t", "tab-separated")):
+            if sep in str(df.columns[0]):
+                raise MigtError(
+                    f"{path}: one column {str(df.columns[0])[:60]!r}: the file looks {name}; "
+                    "save it comma-separated with '.' as the decimal point"
+                )
+    if len(df) and path.suffix.lower() in PLAIN_TEXT_SUFFIXES and not _ends_with_newline(path):
+        # a file being appended to (a live feed) holds a line still being written: its volume and close
+        # are not final, so it is not read; a complete last line without its newline is lost the same way
+        line = _count_lines(path)
+        log.warning("%s: line %d (the last, row %d) has no line end: a line still being written? dropped; end the "
+                    "file with a newline to keep it", path, line, len(df) - 1)
+        df = df.iloc[:-1]
+    return df
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, 2)
+        return f.read(1) in (b"\n", b"\r")
+
+
+def _count_lines(path: Path) -> int:
+    """Lines in the file (the last one counted without its newline), read in blocks."""
+    n = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            n += block.count(b"\n")
+    return n + 1
 
 
 def _epoch_unit(values: np.ndarray) -> str | None:
@@ -66,7 +104,27 @@ def _epoch_unit(values: np.ndarray) -> str | None:
     return None
 
 
-def _parse_timestamps(raw: pd.Series, timezone: str, path: Path) -> pd.Series:
+def _check_one_kind(text: pd.Series, name: str, path: Path) -> None:
+    """Times with and without UTC offsets in one column: the naive ones cannot be placed (reading them as
+    UTC or as data.timezone is a guess that shifts them by hours), so the first row of the other kind than
+    the column's first entry is named."""
+    present = text.notna() & (text.str.strip() != "")
+    aware = text.str.contains(_OFFSET, regex=True, na=False).to_numpy(bool)
+    present = present.to_numpy(bool)
+    if not aware.any() or not (present & ~aware).any():
+        return
+    first = int(np.argmax(present))
+    odd = np.flatnonzero(present & (aware != aware[first]))
+    i = int(odd[0])
+    has = lambda a: "has a UTC offset" if a else "has none"  # noqa: E731
+    raise MigtError(
+        f"{path}: column {name} mixes times with and without UTC offsets: row {i} {text.iloc[i]!r} {has(aware[i])}, "
+        f"row {first} {text.iloc[first]!r} {has(aware[first])} ({len(odd)} rows like row {i}); write every time "
+        "with its offset, or none (naive times are read in data.timezone)"
+    )
+
+
+def _parse_timestamps(raw: pd.Series, timezone: str, path: Path, name: str = "timestamp") -> pd.Series:
     """-> tz-aware UTC series (NaT where unparseable). Integers are epoch times (unit from magnitude); text
     with an offset is converted; naive text is wall-clock time in `timezone`."""
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
@@ -89,6 +147,8 @@ def _parse_timestamps(raw: pd.Series, timezone: str, path: Path) -> pd.Series:
     except (TypeError, ValueError):
         ts = None
     if ts is None or ts.isna().sum() > raw.isna().sum() or ts.dtype == object:
+        # not one clean ISO 8601 column of one kind (pandas refuses to mix naive and aware entries)
+        _check_one_kind(text, name, path)
         try:
             ts = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
         except (TypeError, ValueError):
@@ -160,7 +220,7 @@ def parse_ohlcv(df: pd.DataFrame, path: str | Path, sort: bool = False, timezone
     if len(df) == 0:
         raise MigtError(f"{path}: no rows (0 rows)")
     df = apply_conventions(df, lower, path)
-    ts = _parse_timestamps(df[time_col], timezone, path)
+    ts = _parse_timestamps(df[time_col], timezone, path, str(time_col))
     values = {c: _numeric(df, lower[c], c, path) for c in COLUMNS[1:]}
     # Databento leaves `symbol` empty when the file has no symbol mappings: then instrument_id names them
     contract_col = next((lower[c] for c in CONTRACT_COLUMNS if c in lower and df[lower[c]].notna().any()), None)

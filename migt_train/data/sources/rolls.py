@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,8 @@ class ContractSeries:
     contracts: list[str]  # outright contracts seen (after dropping spreads), in expiry order
     rolls: list[Roll]
     dropped_spreads: int = 0
+    # the contract of each segment id (segment k trades segment_contracts[k]); empty for a plain file
+    segment_contracts: list[str] = field(default_factory=list)
 
     def record(self) -> dict:
         """What rolls.json holds."""
@@ -95,7 +97,7 @@ def continuous_series(bars: pd.DataFrame, symbol: str | None, tz: str, session_s
             shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
             raise MigtError(f"{source}: data.symbol={symbol} not in the file (its contracts: {shown})")
         chosen = plain[keep].sort_values("timestamp", kind="stable", ignore_index=True)
-        return ContractSeries(chosen, np.zeros(len(chosen), np.int64), symbol, [symbol], [], int(spread.sum()))
+        return ContractSeries(chosen, np.zeros(len(chosen), np.int64), symbol, [symbol], [], int(spread.sum()), [symbol])
     if spread.any():
         log.info("%s: dropped %d rows of calendar spreads", source, int(spread.sum()))
     plain, contract = plain[~spread].reset_index(drop=True), contract[~spread]
@@ -105,7 +107,7 @@ def continuous_series(bars: pd.DataFrame, symbol: str | None, tz: str, session_s
         raise MigtError(f"{source}: only calendar spreads in the file; no outright contract to model")
     if len(names) == 1:
         series = plain.sort_values("timestamp", kind="stable", ignore_index=True)
-        return ContractSeries(series, np.zeros(len(series), np.int64), None, names, [], int(spread.sum()))
+        return ContractSeries(series, np.zeros(len(series), np.int64), None, names, [], int(spread.sum()), names)
 
     ts = plain["timestamp"].to_numpy().astype("datetime64[ns]")
     first_year = int(pd.Timestamp(ts.min()).year)
@@ -145,4 +147,6 @@ def continuous_series(bars: pd.DataFrame, symbol: str | None, tz: str, session_s
         rolls.append(Roll(str(days[d]), names[order[front[d - 1]]], names[order[front[d]]],
                           pd.Timestamp(first).tz_localize("UTC").isoformat()))
         log.info("%s: roll on %s from %s to %s", source, days[d], rolls[-1].from_contract, rolls[-1].to_contract)
-    return ContractSeries(series, segment, None, [names[i] for i in order], rolls, int(spread.sum()))
+    held = front[np.r_[0, np.flatnonzero(front[1:] != front[:-1]) + 1]]  # the front of each segment
+    return ContractSeries(series, segment, None, [names[i] for i in order], rolls, int(spread.sum()),
+                          [names[order[f]] for f in held])
