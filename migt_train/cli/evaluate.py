@@ -2,8 +2,8 @@
 
 Reads <run dir>/config.yaml and checkpoints/best.pt, applies dotted overrides to the config (e.g.
 `data.path=other.parquet data.source=ohlcv evaluation.conformal=true`), and writes metrics.json,
-predictions.parquet, plots/ and the config used into a fresh <run dir>/evaluations/<timestamp>/,
-leaving the run's own files untouched.
+predictions.parquet, plots/ and the config used into a fresh <run dir>/evaluations/<timestamp>/ (or
+`--out DIR`), leaving the run's own files untouched.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser("evaluate", __doc__)
     p.add_argument("run_dir", help="a run directory (config.yaml + checkpoints/best.pt)")
     add_overrides(p, "data.path=other.parquet data.source=ohlcv")
+    p.add_argument("--out", metavar="DIR", help="write into DIR (new or empty) instead of <run dir>/evaluations/<time>/, "
+                   "e.g. for a read-only run directory")
     args = parse(p, argv)
     if isinstance(args, int):
         return args
@@ -42,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         from migt_train.evaluation.from_run import evaluate_checkpoint
 
-        out_dir, m = evaluate_checkpoint(args.run_dir, args.overrides)
+        out_dir, m = evaluate_checkpoint(args.run_dir, args.overrides, args.out)
         print(f"{out_dir / 'metrics.json'}\n{summary_line(m)}")
         return 0
 

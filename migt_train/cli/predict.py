@@ -1,9 +1,12 @@
-"""`python -m migt_train.predict <run dir> [key=value ...] [--last N | --all]`: forecasts from the latest bars.
+"""`python -m migt_train.predict <run dir> [key=value ...] [--last N | --all] [--partial] [--out DIR]`: forecasts
+from the latest bars.
 
 The run's best checkpoint on a file (by default the run's own data source; `data.path=today.csv` for
-another), forecasting from the latest bar (`--last N`: the last N bars, `--all`: every bar with a full
-lookback). Writes <run dir>/forecasts/<timestamp>/forecasts.parquet (the predictions.parquet columns plus
-close and price_q_<level>) and prints the latest forecast as a table of horizon x level, in price and %.
+another), forecasting from the latest complete bar (`--last N`: the last N bars, `--all`: every bar with a full
+lookback; `--partial`: a last bar still forming too, flagged). Writes <run dir>/forecasts/<timestamp>/ (or
+`--out DIR`) forecasts.parquet (the predictions.parquet columns plus close, price_q_<level> and partial) and
+prints the latest forecast as a table of horizon x level, in price and %. The run's bar size, horizons and
+lookback cannot be overridden.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ def latest_table(forecasts: pd.DataFrame) -> str:
     levels = [c[len(QUANTILE_PREFIX):] for c in last.columns if c.startswith(QUANTILE_PREFIX)]
     close = float(last["close"].iloc[0])
     ts = pd.Timestamp(last["timestamp"].iloc[0])
-    lines = [f"forecast from the bar starting {ts:%Y-%m-%d %H:%M %Z} (close {close:,.6g})"]
+    forming = ", a bar still forming (partial)" if bool(last.get("partial", pd.Series([False])).iloc[0]) else ""
+    lines = [f"forecast from the bar starting {ts:%Y-%m-%d %H:%M %Z}{forming} (close {close:,.6g})"]
     header = f"{'horizon':<8}" + "".join(f"{'q ' + lv:>22}" for lv in levels)
     lines.append(header)
     for _, r in last.iterrows():
@@ -39,20 +43,21 @@ def latest_table(forecasts: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def predict_run(run_dir: str | Path, overrides: Sequence[str] = (), last: int | None = 1) -> tuple[Path, pd.DataFrame]:
+def predict_run(run_dir: str | Path, overrides: Sequence[str] = (), last: int | None = 1, partial: bool = False,
+                out: str | Path | None = None) -> tuple[Path, pd.DataFrame]:
     """Library form of the CLI: (forecast dir, forecasts)."""
     from omegaconf import OmegaConf
 
-    from migt_train.utils.io import atomic_write, write_text
     from migt_train.run.loaded import load_run
-    from migt_train.run.record import fresh_subdir
+    from migt_train.run.record import output_dir
+    from migt_train.utils.io import atomic_write, write_text
 
     run = load_run(run_dir, overrides)
-    forecasts = run.predict(None, last=last)
-    out = fresh_subdir(Path(run_dir), "forecasts")
-    write_text(out / "config.yaml", OmegaConf.to_yaml(run.cfg))
-    atomic_write(out / "forecasts.parquet", lambda p: forecasts.to_parquet(p, index=False, engine="pyarrow"))
-    return out, forecasts
+    with output_dir(Path(run_dir), "forecasts", out) as out_dir:
+        forecasts = run.predict(None, last=last, partial=partial)
+        write_text(out_dir / "config.yaml", OmegaConf.to_yaml(run.cfg))
+        atomic_write(out_dir / "forecasts.parquet", lambda p: forecasts.to_parquet(p, index=False, engine="pyarrow"))
+    return out_dir, forecasts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--last", type=int, default=1, metavar="N", help="forecast from the last N bars (default 1)")
     group.add_argument("--all", action="store_true", help="forecast from every bar with a full lookback")
+    p.add_argument("--partial", action="store_true", help="also forecast from a last bar still forming (flagged in "
+                   "the output's partial column); by default the latest complete bar is the last origin")
+    p.add_argument("--out", metavar="DIR", help="write into DIR (new or empty) instead of <run dir>/forecasts/<time>/")
     args = parse(p, argv)
     if isinstance(args, int):
         return args
@@ -70,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         if not args.all and args.last < 1:
             raise MigtError(f"--last: must be >= 1 (got {args.last})")
-        out, forecasts = predict_run(args.run_dir, args.overrides, None if args.all else args.last)
+        out, forecasts = predict_run(args.run_dir, args.overrides, None if args.all else args.last, args.partial,
+                                     args.out)
         print(f"{out / 'forecasts.parquet'} ({forecasts['row'].nunique()} bars x {forecasts['horizon'].nunique()} horizons)")
         print(latest_table(forecasts))
         return 0

@@ -77,16 +77,50 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, 
     if not isinstance(cfg, DictConfig) or "model" not in cfg or "data" not in cfg:
         raise MigtError(f"{cfg_path}: config without model/data sections (and none in best.pt)")
     own_source = (cfg.data.get("source"), cfg.data.get("path"))
+    trained = OmegaConf.create(OmegaConf.to_container(cfg.data))
     cfg = apply_overrides(cfg, parsed)
     try:
         OmegaConf.resolve(cfg)
+        OmegaConf.resolve(trained)
     except Exception as e:
         raise MigtError(f"{cfg_path}: {e}".replace("\n", " ")) from None
+    _check_run_shape(trained, cfg.data)
+    _say_if_training(run_dir)
     # another file than the run's own: score all of it (after warm-up), unless a split was asked for
     asked_split = any(o.key_or_group.startswith("data.split") for o in parsed)
     if (cfg.data.get("source"), cfg.data.get("path")) != own_source and not asked_split:
         OmegaConf.update(cfg, "data.split.by", "all", force_add=True)
     return cfg, ckpt, ckpt_path, _levels(cfg)
+
+
+# what the model was built and trained for: no override may change them (a model trained on 5-minute bars
+# given hourly ones would label its 15-minute horizons 3 h)
+RUN_SHAPE = ("bar_minutes", "horizons", "lookback_hours", "max_seq_len")
+
+
+def _check_run_shape(trained: Any, data: Any) -> None:
+    """The bar size, horizons (in bars) and lookback of the overridden data config are the run's, whatever
+    keys produced them; else one MigtError naming the key and the run's value."""
+    from migt_train.data.schema import DataSchema
+
+    was, now = DataSchema.from_config(trained, need_path=False), DataSchema.from_config(data, need_path=False)
+    for key in RUN_SHAPE:
+        a, b = getattr(was, key), getattr(now, key)
+        if a != b:
+            show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+            raise MigtError(f"data.{key}: the run was trained with data.{key}={show(a)} and its model knows no other; "
+                            f"got {show(b)} (drop that override; a file of other bars is read at the run's bar size)")
+
+
+def _say_if_training(run_dir: Path) -> None:
+    """A run still training has a best.pt that is its best epoch so far: it may change at the next epoch."""
+    from migt_train.run.record import effective_status, read_status
+
+    record = read_status(run_dir)
+    if effective_status(record).startswith("running"):
+        logging.getLogger(__name__).warning(
+            "%s is still training (status.json: running, pid %s on %s): its best.pt is the best epoch so far and "
+            "may change", run_dir, record.get("pid"), record.get("host"))
 
 
 def run_anchor_fit(run_dir: Path, cfg: Any) -> Any:
@@ -152,8 +186,10 @@ def run_precision(cfg: Any, device: Any) -> Any:
     return Precision.for_device(device, trainer.mixed_precision, trainer.amp_dtype)
 
 
-def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> tuple[Path, dict[str, Any]]:
-    """Library form of the CLI: returns (evaluation dir, metrics)."""
+def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = (),
+                        out: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Library form of the CLI: returns (evaluation dir, metrics). `out`: the directory to write into (new or
+    empty) instead of a fresh <run dir>/evaluations/<timestamp>/."""
     run_dir = Path(run_dir)
     cfg, ckpt, ckpt_path, levels = load_run_config(run_dir, overrides)
 
@@ -162,35 +198,33 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = ()) -> t
     from migt_train.data import load_market
     from migt_train.evaluation.report import evaluate_run
     from migt_train.evaluation.settings import EvaluationConfig
-    from migt_train.utils.io import write_text
+    from migt_train.run.record import output_dir
     from migt_train.training.runtime import resolve_device
+    from migt_train.utils.io import write_text
 
     ev = _merged(EvaluationConfig, cfg.get("evaluation"), "evaluation")
     device = resolve_device(ev.device, key="evaluation.device")
     precision = run_precision(cfg, device)
-    data = load_market(cfg.data, anchor_fit=run_anchor_fit(run_dir, cfg))
-    blend = run_blend(run_dir, cfg)
-    grid = run_grid(run_dir, cfg)
-    model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)
-
-    from migt_train.run.record import fresh_subdir
-
-    out_dir = fresh_subdir(run_dir, "evaluations")
-    write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-    write_text(out_dir / "overrides.txt", "".join(f"{a}\n" for a in overrides))
-    metrics = evaluate_run(
-        out_dir,
-        model,
-        data,
-        levels,
-        fit_summary=_fit_summary(run_dir, ckpt),
-        history_path=run_dir / "history.json",
-        batch_size=int(ev.batch_size),
-        device=device,
-        conformal=bool(ev.conformal),
-        blend=blend,
-        grid=grid,
-        ewma_halflife=float(ev.ewma_halflife),
-        precision=precision,
-    )
+    with output_dir(run_dir, "evaluations", out) as out_dir:
+        data = load_market(cfg.data, anchor_fit=run_anchor_fit(run_dir, cfg), trained=True)
+        blend = run_blend(run_dir, cfg)
+        grid = run_grid(run_dir, cfg)
+        model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)
+        write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+        write_text(out_dir / "overrides.txt", "".join(f"{a}\n" for a in overrides))
+        metrics = evaluate_run(
+            out_dir,
+            model,
+            data,
+            levels,
+            fit_summary=_fit_summary(run_dir, ckpt),
+            history_path=run_dir / "history.json",
+            batch_size=int(ev.batch_size),
+            device=device,
+            conformal=bool(ev.conformal),
+            blend=blend,
+            grid=grid,
+            ewma_halflife=float(ev.ewma_halflife),
+            precision=precision,
+        )
     return out_dir, metrics

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-
+from migt_train.errors import MigtError
 
 @dataclass
 class Run:
@@ -30,26 +30,29 @@ class Run:
     blend: Any = None  # evaluation.seasonal_blend.SeasonalBlend: the run's stored blend (evaluation.seasonal_blend)
     grid: Any = None  # evaluation.price_grid.PriceGrid: the run's stored price grid (evaluation.price_tick)
 
-    def market(self, frame: pd.DataFrame | None = None, last: int | None = 1):
+    def market(self, frame: pd.DataFrame | None = None, last: int | None = 1, partial: bool = False):
         """The MarketData a forecast reads (see data.latest.latest_market)."""
         from migt_train.data.latest import latest_market
 
-        return latest_market(self.cfg.data, table=frame, last=last, anchor_fit=self.anchor_fit)
+        check_last(last)
+        return latest_market(self.cfg.data, table=frame, last=last, anchor_fit=self.anchor_fit, partial=partial)
 
-    def predict(self, frame: pd.DataFrame | None = None, last: int | None = 1) -> pd.DataFrame:
-        """Forecasts from the last `last` bars (every bar with a full lookback when None) of `frame` (a
-        table like the run's data file), or of the run's data file when frame is None.
+    def predict(self, frame: pd.DataFrame | None = None, last: int | None = 1, partial: bool = False) -> pd.DataFrame:
+        """Forecasts from the last `last` complete bars (every bar with a full lookback when None) of `frame` (a
+        table like the run's data file), or of the run's data file when frame is None. A last bar still forming
+        (the file's rows cover part of it, or it ends in the future) is left out unless `partial`.
 
         Returns the predictions.parquet layout — timestamp, row, horizon, horizon_bars, target (NaN where the
-        future is unknown), q_<level> (log returns) — plus close and price_q_<level> = close * exp(q).
+        future is unknown), q_<level> (log returns) — plus close, price_q_<level> = close * exp(q) and
+        partial (True for a forecast from a bar still forming).
         Same batches, forward step and autocast as the run's validation (inference.predict), then the run's
         seasonal blend and price grid when it has them.
         """
-        from migt_train.data.latest import SPLIT
+        from migt_train.data.latest import PARTIAL, SPLIT
         from migt_train.evaluation.report import predictions_frame, quantile_column, run_forecast
         from migt_train.training.inference import predict
 
-        data = self.market(frame, last)
+        data = self.market(frame, last, partial)
         rows = data.splits[SPLIT]
         q = predict(self.model, data, rows, self.batch_size, self.device, self.precision)
         assert data.close is not None
@@ -59,7 +62,17 @@ class Run:
         for tau in self.levels:
             col = quantile_column(tau)
             out[f"price_{col}"] = out["close"] * np.exp(out[col].to_numpy(np.float64))
+        out["partial"] = np.isin(out["row"].to_numpy(), data.splits[PARTIAL].numpy())
         return out
+
+
+def check_last(last: Any) -> None:
+    """`last`: a whole number >= 1, or None for every bar (as the CLI's --last N / --all)."""
+    if last is None:
+        return
+    if isinstance(last, bool) or not isinstance(last, (int, np.integer)) or last < 1:
+        raise MigtError(f"last: the number of latest bars to forecast from must be a whole number >= 1, or None for "
+                        f"every bar with a full lookback (got {last!r})")
 
 
 def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torch.device = "cpu") -> Run:

@@ -9,6 +9,7 @@ process changes nothing in the directory.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -16,7 +17,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from migt_train.errors import MigtError
 from migt_train.utils.io import write_json
@@ -169,8 +170,15 @@ class RunRecord:
         self.owned = True
 
     def status(self, status: str, message: str | None = None) -> None:
-        if self.owned:
+        if not self.owned:
+            return
+        try:
             write_status(self.run_dir, status, self.started, message, self.trial_number)
+        except MigtError:
+            if status == "running" or status == "completed":
+                raise
+            # a failure or a stop recorded while handling it: when the disk refuses this too (full, say), the
+            # error being handled is the one line to show; status.json keeps "running" and reads as stale
 
 
 def where_line(run_dir: Path) -> str:
@@ -183,7 +191,8 @@ def where_line(run_dir: Path) -> str:
 
 
 def fresh_subdir(run_dir: Path, kind: str) -> Path:
-    """A new, empty run_dir/kind/<timestamp>[_i] (e.g. kind "evaluations" or "forecasts"): never reuses one."""
+    """A new, empty run_dir/kind/<timestamp>[_i] (e.g. kind "evaluations" or "forecasts"): never reuses one.
+    A directory that cannot be written is one MigtError that offers --out."""
     from datetime import datetime
 
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
@@ -194,4 +203,31 @@ def fresh_subdir(run_dir: Path, kind: str) -> Path:
             return out
         except FileExistsError:
             continue
+        except OSError as e:
+            raise MigtError(f"{run_dir / kind}: cannot write there ({e.strerror}); write the output elsewhere with "
+                            "--out DIR") from None
     raise MigtError(f"{run_dir / kind}: cannot create a fresh directory there")
+
+
+@contextlib.contextmanager
+def output_dir(run_dir: Path, kind: str, out: str | Path | None = None) -> Iterator[Path]:
+    """Where evaluate and predict write, made before any work so that an unwritable place is found first:
+    `out` (new, or an empty directory: nothing is overwritten) or a fresh run_dir/kind/<timestamp>. Left
+    empty by a failure, it is removed again."""
+    if out is None:
+        path = fresh_subdir(Path(run_dir), kind)
+    else:
+        path = Path(out)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise MigtError(f"{path}: exists and is not an empty directory; give --out a new one (nothing is "
+                            "overwritten)")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MigtError(f"{path}: cannot write there ({e.strerror})") from None
+    try:
+        yield path
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.rmdir()  # only when still empty
+        raise
