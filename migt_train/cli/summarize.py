@@ -65,12 +65,15 @@ def data_set(config: dict) -> tuple[str, str]:
 
 
 def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
-    metrics = _load_json(run_dir / "metrics.json") or {}
+    metrics = _load_json(run_dir / "metrics.json")
     config = _config(run_dir)
     data_label, data_key = data_set(config)
     history = (_load_json(run_dir / "history.json") or {}).get("epochs", [])
     # "running" whose process is gone (kill -9, power loss) shows as "stale"
     status = effective_status(read_status(run_dir))
+    if metrics is None and (run_dir / "metrics.json").exists():  # cut short (a full disk, a copy interrupted)
+        status = "broken (metrics.json unreadable)"
+    metrics = metrics if isinstance(metrics, dict) else {}
     val_losses = [e["val_loss"] for e in history if e.get("val_loss") is not None]
     best_val = metrics.get("best_val_loss", min(val_losses) if val_losses else None)
     scored = [e for e in history if e.get("val_loss") is not None]

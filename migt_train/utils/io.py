@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 import torch
 
+from migt_train.errors import MigtError
+
 
 def _umask() -> int:
     # os.umask can only be read by setting it; set it straight back (no thread writes files meanwhile)
@@ -22,18 +24,28 @@ def _umask() -> int:
 # read once: files are created as open() would create them, not 0600 as mkstemp makes them
 UMASK = _umask()
 
+class WriteError(MigtError, OSError):
+    """A write the disk refused (full, read-only, quota), naming the file: a MigtError for the one-line
+    report, an OSError for callers that may go on without the file (the feature cache)."""
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Write via `write(temp path)` in the same folder, then rename over `path`."""
+    """Write via `write(temp path)` in the same folder, then rename over `path`. A disk that refuses the write
+    is a WriteError naming `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~UMASK)
-    os.close(fd)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~UMASK)
+        os.close(fd)
         write(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.strerror:
+            raise WriteError(f"{path}: cannot write ({e.strerror})") from None
         raise
     return path
 
