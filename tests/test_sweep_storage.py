@@ -116,12 +116,13 @@ def test_unusable_urls_name_the_key(url, said):
 
 
 @pytest.mark.slow
-def test_sweep_with_a_wrong_storage_url_is_one_line(tmp_path):
+@pytest.mark.parametrize("override", ["hydra.sweeper.storage=mysqlx://h/db",
+                                      "output_root=/proc/migt_read_only"])  # the default SQLite file, unwritable
+def test_sweep_with_a_wrong_storage_url_is_one_line(tmp_path, override):
     env = {**os.environ, "MIGT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
     env.pop("HYDRA_FULL_ERROR", None)
     proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "-m", "hparams_search=optuna", "experiment=smoke",
-                           "hydra.sweeper.storage=mysqlx://h/db"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+                           override], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: hydra.sweeper.storage"), proc.stderr[-2000:]

@@ -41,7 +41,10 @@ def _n_realized(on: bool) -> int:
 
 
 def _sqlite_url(path: str) -> str:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # a directory that cannot be made: opening the study names the file and the key (sweep/storage.py)
     return f"sqlite:///{path}"
 
 
