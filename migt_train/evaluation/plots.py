@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from migt_train.utils.io import atomic_write
 
@@ -42,6 +43,7 @@ def plot_loss_curves(history: Mapping[str, Any] | str | os.PathLike, path: str |
         if pts:
             ax.plot(*zip(*pts), marker="o", ms=3, lw=1.6, color=color, label=label)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel("pinball loss (standardised targets)")
     ax.grid(alpha=0.3)
     lines, labels = ax.get_legend_handles_labels()
