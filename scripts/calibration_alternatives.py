@@ -13,9 +13,6 @@ also test) pinball x1e-4 and calibration error of:
                     y / sigma_h moves by G x (tau - miss) once an outcome is known, from the training start
   long-run hl=D d   the multi-step variance reverts to an EWMA (half-life D days) of the filtered variance
                     instead of the training level omega / (1 - persistence)
-  seasonal blend    the anchor averaged with the seasonal climatology at the val-best weight (adopted, gated:
-                    evaluation.seasonal_blend), with its one-sided 95% bound on val
-  blend, split val  the weight picked on the first half of val, the one-sided test on the second half
 A study tool with a per-bar Python loop (aci); the data path of runs has none.
 """
 
@@ -31,10 +28,7 @@ from scipy.signal import lfilter
 
 import migt_train.data.build as build
 from migt_train.volatility import anchor as va
-from migt_train.evaluation.baselines import SeasonalClimatology
-from migt_train.evaluation.comparison import one_sided_upper_bound, per_sample_loss
 from migt_train.evaluation.metrics import quantile_metrics
-from migt_train.evaluation.seasonal_blend import WEIGHT_GRID
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -116,24 +110,6 @@ def main(argv: list[str]) -> None:
         report(f"drift hl={days} d", q0 + (drift(y, s, horizons, days * bars_a_day) * s)[..., None])
     for gamma in (0.001, 0.002):
         report(f"aci g={gamma}", aci(y, q0, s, levels, horizons, gamma))
-    seas = SeasonalClimatology.fit(data, levels).quantiles.numpy()[data.bar_in_day.numpy()]
-    val = data.splits["val"].numpy()
-
-    def val_best(rows: np.ndarray) -> float:
-        losses = [per_sample_loss(torch.from_numpy(w * q0[rows] + (1 - w) * seas[rows]), data.targets[rows], levels).mean()
-                  for w in WEIGHT_GRID]
-        return WEIGHT_GRID[int(np.argmin(losses))]
-
-    def bound(w: float, rows: np.ndarray) -> float:
-        d = per_sample_loss(torch.from_numpy(w * q0[rows] + (1 - w) * seas[rows]), data.targets[rows], levels).mean(-1)
-        return one_sided_upper_bound(d - per_sample_loss(torch.from_numpy(q0[rows]), data.targets[rows], levels).mean(-1),
-                                     max(horizons))
-
-    w = val_best(val)
-    report(f"seasonal blend {w:.2f} (val bound {bound(w, val):+.2g})", w * q0 + (1 - w) * seas)
-    half = len(val) // 2
-    w = val_best(val[:half])
-    report(f"blend, split val {w:.2f} (bound {bound(w, val[half:]):+.2g})", w * q0 + (1 - w) * seas)
     for days in (1, 5):
         build.apply_anchor = long_run_anchor(days)
         d = build.load_market(cfg.data)

@@ -140,3 +140,14 @@ def test_data_schema_from_config_fills_left_out_keys_and_names_a_bad_one() -> No
         DataSchema.from_config({"horizons": [4, 1]})
     with pytest.raises(MigtError, match="data.session_end"):
         DataSchema.from_config({"session_end": "25:00"})
+
+
+@pytest.mark.parametrize("key", ["evaluation.seasonal_blend", "evaluation.price_tick", "data.vol_anchor_leverage"])
+def test_removed_keys_are_refused(key: str) -> None:
+    """Keys whose code was removed fail by name, as an override and as an added key, never silently."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=f"Could not override '{key}'"):
+        make_cfg(f"{key}=true")
+    with pytest.raises(MigtError, match=f"'{key}'"):
+        validate(make_cfg(f"+{key}=true"))

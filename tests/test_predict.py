@@ -34,15 +34,11 @@ def _continuous(n: int, seed: int = 1) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
-    """Trained on bars whose prices lie on a 0.25 grid, with evaluation.price_tick=auto."""
     cwd = tmp_path_factory.mktemp("predict")
-    bars = small_bars(n_days=14, seed=4)
-    bars[["open", "high", "low", "close"]] = (bars[["open", "high", "low", "close"]] * 4).round() / 4
-    path = write_bars(bars, cwd / "bars.csv")
+    path = write_bars(small_bars(n_days=14, seed=4), cwd / "bars.csv")
     env = {**os.environ, "MIGT_CACHE_DIR": str(cwd / "cache")}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "experiment=smoke", "data=ohlcv", f"data.path={path}",
-         "evaluation.price_tick=auto"],
+        [sys.executable, str(ROOT / "run.py"), "experiment=smoke", "data=ohlcv", f"data.path={path}"],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -55,37 +51,31 @@ def test_run_records_rolls(trained):
     assert record == {"symbol": None, "contracts": [], "dropped_spreads": 0, "rolls": []}
 
 
-def test_price_grid_is_found_stored_and_scored(trained, tmp_path):
-    """The 0.25 grid is found on the training closes and decided on val. Forced on in a copy of the run: the
-    evaluated quantiles sit on the grid, predict gives the same numbers, and evaluation.price_tick=null scores the
-    forecast off the grid, as metrics.json reported it."""
+def test_older_run_with_removed_keys_forecasts_with_the_network_alone(trained, tmp_path, caplog):
+    """A run from before the seasonal blend, price grid and GJR anchor were removed: its keys and files are
+    ignored with one warning, the network's forecasts are scored, and an override of a removed key is refused."""
+    import logging
     import shutil
 
-    from migt_train.evaluation.price_grid import read_grid, write_grid
+    import yaml
 
     run_dir, _ = trained
-    grid = read_grid(run_dir)
-    assert grid.tick == 0.25 and grid.share_on_grid == 1.0 and grid.source == "found on the training closes"
-    assert grid.val["n_val"] > 0
-    m = json.loads((run_dir / "metrics.json").read_text())
-    assert m["price_grid"]["tick"] == 0.25 and m["price_grid"]["applied"] == grid.applied
-
-    copy = shutil.copytree(run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("forecasts", "evaluations"))
-    grid.applied = True
-    write_grid(copy, grid)
-    out, m = evaluate_checkpoint(copy, [])
-    pred = pd.read_parquet(out / "predictions.parquet")
-    f = migt_train.load_run(copy).predict(None, last=None)
-    merged = pred.merge(f, on=["timestamp", "horizon"], suffixes=("", "_f"))
-    assert len(merged) == len(pred)
-    ticks = np.expm1(_quantiles(merged)) * merged[["close"]].to_numpy() / 0.25  # each quantile in ticks from the close
-    np.testing.assert_allclose(ticks - np.round(ticks), 1e-3, atol=1e-4)
-    for lv in LEVELS:
-        np.testing.assert_allclose(merged[f"q_{lv}"], merged[f"q_{lv}_f"], rtol=1e-5, atol=1e-7)
-    _, off = evaluate_checkpoint(copy, ["evaluation.price_tick=null"])
-    assert off["price_grid"] is None and m["test"]["pinball_loss"] != off["test"]["pinball_loss"]
-    assert off["test"]["pinball_loss"] == pytest.approx(m["price_grid"]["test_off_grid"]["pinball_loss"], rel=1e-9)
-    assert off["test"]["calibration_error"] == pytest.approx(m["price_grid"]["test_off_grid"]["calibration_error"])
+    old = shutil.copytree(run_dir, tmp_path / "run", ignore=shutil.ignore_patterns("forecasts", "evaluations"))
+    cfg = yaml.safe_load((old / "config.yaml").read_text())
+    cfg["evaluation"].update(seasonal_blend=True, price_tick="auto")
+    cfg["data"]["vol_anchor_leverage"] = False
+    (old / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (old / "seasonal_blend.json").write_text('{"weight": 0.5}')
+    with caplog.at_level(logging.WARNING):
+        _, m = evaluate_checkpoint(old, [])
+    warned = [r.getMessage() for r in caplog.records if "removed from migt-train" in r.getMessage()]
+    assert len(warned) == 1 and "evaluation.seasonal_blend, evaluation.price_tick" in warned[0]
+    own = json.loads((run_dir / "metrics.json").read_text())
+    assert m["test"]["pinball_loss"] == pytest.approx(own["test"]["pinball_loss"], rel=1e-6)
+    assert "seasonal_blend" not in m and "price_grid" not in m
+    for key in ("evaluation.seasonal_blend=false", "data.vol_anchor_leverage=true"):
+        with pytest.raises(MigtError, match="no such key"):
+            evaluate_checkpoint(old, [key])
 
 
 def test_mid_session_file_latest_forecast(trained, tmp_path, capsys):
@@ -176,8 +166,7 @@ def anchored(tmp_path_factory) -> Path:
     cwd = tmp_path_factory.mktemp("anchored")
     proc = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), "experiment=smoke", "data.vol_anchor=true", "data.event_calendar=true",
-         "data.vol_anchor_leverage=true", "model.head_shape=fixed", "evaluation.seasonal_blend=true",
-         f"data.cache_dir={cwd / 'cache'}", f"hydra.run.dir={cwd / 'run'}"],
+         "model.head_shape=fixed", f"data.cache_dir={cwd / 'cache'}", f"hydra.run.dir={cwd / 'run'}"],
         cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -194,57 +183,6 @@ def test_anchored_run_stores_its_fit(anchored):
     fit = read_anchor_fit(anchored)
     assert fit.releases is not None and fit.releases.shape == (3, 13)
     assert len(fit.garch.profile) == 288 and 0 < fit.garch.persistence < 1
-    assert fit.garch.gamma > 0  # the quickstart's leverage term: fitted, stored and read back
-
-
-def test_anchored_run_stores_its_blend(anchored):
-    """evaluation.seasonal_blend: the weight chosen on val is stored and reported; test_model scores the model alone."""
-    from migt_train.evaluation.seasonal_blend import read_blend
-
-    blend = read_blend(anchored)
-    m = json.loads((anchored / "metrics.json").read_text())
-    assert m["seasonal_blend"] == blend.fit and blend.fit["fitted_on"] == "val"
-    assert blend.table.shape == (288, 5, 7) and blend.fit["n_val"] > 0
-    from migt_train.cli.summarize import run_row
-
-    assert run_row(anchored, anchored.parent)["blend_weight"] == blend.weight
-    pred = pd.read_parquet(anchored / "predictions.parquet")
-    model_q = pred[[f"model_q_{lv}" for lv in LEVELS]].to_numpy(np.float64)
-    if blend.fit["applied"]:
-        assert m["test"]["pinball_loss"] != m["test_model"]["pinball_loss"]
-    else:
-        assert blend.weight == 1.0 and m["test"] == m["test_model"]
-        np.testing.assert_array_equal(_quantiles(pred), model_q)
-
-
-def test_stored_blend_is_what_evaluate_and_predict_use(anchored, tmp_path):
-    """A run whose stored blend takes weight 0.6: evaluate scores 0.6 model + 0.4 seasonal table, and predict gives
-    the same numbers; evaluation.seasonal_blend=false scores the model alone."""
-    import shutil
-
-    import torch
-
-    from migt_train.evaluation.seasonal_blend import read_blend, write_blend
-
-    run_dir = shutil.copytree(anchored, tmp_path / "run", ignore=shutil.ignore_patterns("forecasts", "evaluations"))
-    blend = read_blend(run_dir)
-    blend.weight, blend.fit["weight"], blend.fit["applied"] = 0.6, 0.6, True
-    write_blend(run_dir, blend)
-    out, m = evaluate_checkpoint(run_dir, [])
-    assert m["seasonal_blend"]["weight"] == 0.6 and m["test"]["pinball_loss"] != m["test_model"]["pinball_loss"]
-    pred = pd.read_parquet(out / "predictions.parquet")
-    run = migt_train.load_run(run_dir)
-    bid = run.market(None, last=None).bar_in_day[torch.as_tensor(pred["row"].to_numpy().copy())].numpy()
-    seas = blend.table.numpy()[bid, pred.groupby("row").cumcount().to_numpy()]  # (n * H, Q): row's bar, horizon
-    model_q = pred[[f"model_q_{lv}" for lv in LEVELS]].to_numpy(np.float64)
-    np.testing.assert_allclose(_quantiles(pred), 0.6 * model_q + 0.4 * seas, rtol=1e-5, atol=1e-8)
-    f = run.predict(None, last=None)
-    merged = pred.merge(f, on=["timestamp", "horizon"], suffixes=("", "_f"))
-    assert len(merged) == len(pred)
-    for lv in LEVELS:
-        np.testing.assert_allclose(merged[f"q_{lv}"], merged[f"q_{lv}_f"], rtol=1e-5, atol=1e-7)
-    _, alone = evaluate_checkpoint(run_dir, ["evaluation.seasonal_blend=false"])
-    assert alone["seasonal_blend"] is None and alone["test"] == m["test_model"]
 
 
 def test_anchored_same_numerics_as_evaluation(anchored):

@@ -1,6 +1,8 @@
 """GarchTOD: recovers a simulated GARCH(1,1)-t with a time-of-day profile, filters causally, fits on
 the training bars only, and beats climatology out of sample."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -138,41 +140,23 @@ def test_failed_fit_is_reported_not_raised(series):
     assert 0 < bad.persistence < 1 and np.isfinite(bad.filter_variance(r, bid)).all()
 
 
-GAMMA = 0.10  # the leverage term of the simulated GJR-GARCH
-
-
-def simulate_gjr(n: int = 20_000, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    g = np.random.default_rng(seed)
-    z = g.standard_t(NU, n) * np.sqrt((NU - 2) / NU)
-    alpha = ALPHA - GAMMA / 2  # same persistence as the symmetric series
-    e = np.empty(n)
-    s2 = OMEGA / (1 - ALPHA - BETA)
-    for t in range(n):
-        e[t] = np.sqrt(s2) * z[t]
-        s2 = OMEGA + (alpha + GAMMA * (e[t] < 0)) * e[t] ** 2 + BETA * s2
-    bid = np.arange(n) % BARS_PER_DAY
-    return 1e-3 * e * _true_profile()[bid], bid
-
-
-def test_leverage_fit_recovers_gamma_and_filters_the_gjr_recursion():
-    r, bid = simulate_gjr()
-    train = slice(0, 14_000)
-    m = GarchTOD.fit(r, bid, train, BARS_PER_DAY, leverage=True)
-    assert m.converged, m.message
-    assert m.gamma == pytest.approx(GAMMA, abs=0.04)
-    assert m.alpha == pytest.approx(ALPHA - GAMMA / 2, abs=0.03)
-    assert m.persistence == pytest.approx(ALPHA + BETA, abs=0.02)
-    assert GarchTOD.fit(r, bid, train, BARS_PER_DAY).gamma == 0.0  # the baseline's GARCH(1,1) has none
-    v = m.filter_variance(r, bid)
-    e = r / m.profile[bid] - m.mu
-    s2 = m.init_variance
+def test_stored_gamma_of_older_runs_filters_the_gjr_recursion(series):
+    """Runs trained with the removed data.vol_anchor_leverage stored a GJR gamma in vol_anchor.json: read back,
+    the filter runs their recursion, so they forecast as they were trained. A fit has none."""
+    r, bid, _, m = series
+    assert m.gamma == 0.0
+    old = dataclasses.replace(m, alpha=m.alpha - 0.05, gamma=0.10)
+    assert old.persistence == pytest.approx(m.persistence)
+    v = old.filter_variance(r, bid)
+    e = r / old.profile[bid] - old.mu
+    s2 = old.init_variance
     for t in range(300):
-        s2 = m.omega + (m.alpha + m.gamma * (e[t] < 0)) * e[t] ** 2 + m.beta * s2
+        s2 = old.omega + (old.alpha + old.gamma * (e[t] < 0)) * e[t] ** 2 + old.beta * s2
         assert v[t] == pytest.approx(s2, rel=1e-10)
     # a fall raises the next variance more than a rise of the same size
     up, down = r.copy(), r.copy()
     up[15_000], down[15_000] = 0.01, -0.01
-    assert m.filter_variance(down, bid)[15_000] > m.filter_variance(up, bid)[15_000]
+    assert old.filter_variance(down, bid)[15_000] > old.filter_variance(up, bid)[15_000]
 
 
 def test_smoothed_profile_averages_seen_neighbours_and_has_less_noise():

@@ -40,7 +40,8 @@ def _config(run_dir: Path) -> dict:
 
 
 # data.* keys that change the model's inputs, not the bars, targets or rows a run is scored on: runs that
-# differ only in these are on the same data set (comparing them is the point)
+# differ only in these are on the same data set (comparing them is the point); vol_anchor_leverage: in older
+# runs' configs only (removed)
 INPUT_ONLY_KEYS = ("cache_dir", "vol_anchor", "vol_anchor_leverage", "event_calendar")
 
 
@@ -94,8 +95,6 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
         "skill_vs_climatology": metrics.get("skill_vs_climatology"),
         "skill_vs_best_baseline": metrics.get("skill_vs_best_baseline"),
         "best_baseline": metrics.get("best_baseline"),
-        # the model's weight in the forecast (evaluation.seasonal_blend; 1 = the model alone), "-" when off
-        "blend_weight": (metrics.get("seasonal_blend") or {}).get("weight"),
         # trained epochs (history.json's epoch 0 is the initial weights, validated, not trained)
         "epochs": metrics.get("epochs_run", sum(1 for e in history if e.get("epoch", 1) >= 1)),
         "best_epoch": best_epoch,
@@ -131,7 +130,7 @@ def _fmt(v: Any) -> str:
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     cols = ["data", "run", "tag", "status", "epochs", "best_epoch", "best_val_loss", "test_pinball", "calibration_error",
-            "calibration_p", "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "blend_weight", "overrides"]
+            "calibration_p", "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "overrides"]
     cells = [[_fmt(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]

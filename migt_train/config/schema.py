@@ -26,7 +26,7 @@ from migt_train.volatility.realized import N_REALIZED
 from migt_train.data.schema import DataSchema
 from migt_train.data.synthetic import SyntheticConfig
 from migt_train.errors import MigtError
-from migt_train.evaluation.settings import EvaluationConfig, parse_price_tick
+from migt_train.evaluation.settings import EvaluationConfig
 from migt_train.config.checks import check_target
 from migt_train.training.config import TrainerConfig
 
@@ -111,7 +111,6 @@ def _check_values(cfg: DictConfig, plain: dict) -> None:
     if eta_min is not None and lr is not None and eta_min > lr:
         _fail("scheduler.eta_min", f"must not exceed optimizer.lr={lr}", eta_min)
     TrainerConfig(**plain["trainer"]).validate()
-    parse_price_tick(plain["evaluation"].get("price_tick"))
 
 
 def validate(cfg: DictConfig) -> None:

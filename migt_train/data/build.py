@@ -265,7 +265,7 @@ def horizon_context(s: DataSchema, ts: np.ndarray, frame: pd.DataFrame, bar_in_d
     if s.vol_anchor:
         if fit is None:
             assert fit_bars is not None
-            fit = fit_anchor(returns, bar_in_day, fit_bars, 24 * 60 // s.bar_minutes, events, s.vol_anchor_leverage)
+            fit = fit_anchor(returns, bar_in_day, fit_bars, 24 * 60 // s.bar_minutes, events)
         out["vol_anchor"] = torch.from_numpy(np.ascontiguousarray(
             anchor_sigma(fit, returns, gk, bar_in_day, ts, s.horizons, events, train_rows, fit_bars)[:n]))
         out["realized"] = torch.from_numpy(np.ascontiguousarray(

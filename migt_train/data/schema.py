@@ -40,7 +40,6 @@ class DataSchema:
     symbol: Optional[str] = None  # one contract of a multi-contract file; null = front-contract series
     sort: bool = False
     vol_anchor: bool = False  # the causal GARCH-t / time-of-day std per horizon (volatility/anchor.py)
-    vol_anchor_leverage: bool = False  # the anchor's GARCH with a leverage term (GJR): falls raise volatility more
     event_calendar: bool = False  # the scheduled-release features (volatility/events.py)
     cache_dir: Optional[str] = None  # null -> $MIGT_CACHE_DIR, else ~/.cache/migt_train
     split: SplitSchema = field(default_factory=SplitSchema)
@@ -104,7 +103,6 @@ class DataSchema:
             symbol=None if v["symbol"] is None else str(v["symbol"]),
             sort=bool(v["sort"]),
             vol_anchor=bool(v["vol_anchor"]),
-            vol_anchor_leverage=bool(v["vol_anchor_leverage"]),
             event_calendar=bool(v["event_calendar"]),
             cache_dir=v["cache_dir"],
             split=SplitSchema(**{f.name: setting(split, f.name, SplitSchema) for f in dataclasses.fields(SplitSchema)}),

@@ -1,5 +1,5 @@
 """A finished run read back for evaluation and forecasting: its config with overrides applied, best.pt's
-model, and what its val forecasts decided (volatility anchor, seasonal blend, price grid).
+model, and its volatility anchor fit.
 `evaluate_checkpoint` re-evaluates it into a fresh <run dir>/evaluations/<timestamp>/ (the evaluate CLI).
 """
 
@@ -12,6 +12,11 @@ from typing import Any, Sequence
 
 from migt_train.config.overrides import apply_overrides, one_line, parse_overrides
 from migt_train.errors import MigtError
+
+# keys of older runs whose code was removed (they did not help across data sets). The anchor's GJR gamma
+# (data.vol_anchor_leverage) is read back from vol_anchor.json, so those runs forecast as trained; the
+# seasonal blend and the price grid are not applied, their files (seasonal_blend.json, price_grid.json) unread.
+REMOVED_KEYS = ("evaluation.seasonal_blend", "evaluation.price_tick", "data.vol_anchor_leverage")
 
 
 def _merged(schema: type, node: Any, key: str) -> Any:
@@ -50,6 +55,21 @@ def _fit_summary(run_dir: Path, ckpt: dict) -> dict[str, Any]:
     return {k: original.get(k, ckpt.get(k)) for k in FIT_SUMMARY_KEYS}
 
 
+def _drop_removed_keys(cfg: Any, cfg_path: Path) -> None:
+    """Remove REMOVED_KEYS from an older run's config (so an override of one fails as an unknown key); one
+    warning when the run forecast with a removed blend or grid, since its forecasts are now the network's own."""
+    on = []
+    for key in REMOVED_KEYS:
+        section, name = key.split(".")
+        node = cfg.get(section)
+        if node is not None and name in node and node.pop(name) not in (None, False) and section == "evaluation":
+            on.append(key)
+    if on:
+        logging.getLogger(__name__).warning(
+            "%s: %s removed from migt-train and ignored (seasonal_blend.json, price_grid.json are not read): "
+            "these forecasts are the network's own", cfg_path, ", ".join(on))
+
+
 def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, dict, Path, list[float]]:
     """A run directory -> (its config with the overrides applied and resolved, best.pt's contents, best.pt's
     path, quantile levels). Shared by the evaluate and predict CLIs and `load_run`."""
@@ -76,6 +96,7 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> tuple[Any, 
         raise MigtError(f"{cfg_path}: cannot read config ({e})".replace("\n", " ")) from None
     if not isinstance(cfg, DictConfig) or "model" not in cfg or "data" not in cfg:
         raise MigtError(f"{cfg_path}: config without model/data sections (and none in best.pt)")
+    _drop_removed_keys(cfg, cfg_path)
     own_source = (cfg.data.get("source"), cfg.data.get("path"))
     trained = OmegaConf.create(OmegaConf.to_container(cfg.data))
     cfg = apply_overrides(cfg, parsed)
@@ -140,26 +161,6 @@ def run_anchor_fit(run_dir: Path, cfg: Any) -> Any:
     return read_anchor_fit(run_dir)
 
 
-def run_blend(run_dir: Path, cfg: Any) -> Any:
-    """The run's stored seasonal blend (evaluation.seasonal_blend.SeasonalBlend) when its config turns it on,
-    else None (an override evaluation.seasonal_blend=false scores the model alone)."""
-    if not (cfg.get("evaluation") or {}).get("seasonal_blend"):
-        return None
-    from migt_train.evaluation.seasonal_blend import read_blend
-
-    return read_blend(run_dir)
-
-
-def run_grid(run_dir: Path, cfg: Any) -> Any:
-    """The run's stored price grid (evaluation.price_grid.PriceGrid) when its config sets evaluation.price_tick,
-    else None (an override evaluation.price_tick=null scores the forecast off the grid)."""
-    if (cfg.get("evaluation") or {}).get("price_tick") is None:
-        return None
-    from migt_train.evaluation.price_grid import read_grid
-
-    return read_grid(run_dir)
-
-
 def load_model(cfg: Any, ckpt: dict, ckpt_path: Path, n_features: int) -> Any:
     """The config's model with best.pt's weights (its feature and target scaling included), on the CPU."""
     import torch
@@ -207,8 +208,6 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = (),
     precision = run_precision(cfg, device)
     with output_dir(run_dir, "evaluations", out) as out_dir:
         data = load_market(cfg.data, anchor_fit=run_anchor_fit(run_dir, cfg), trained=True)
-        blend = run_blend(run_dir, cfg)
-        grid = run_grid(run_dir, cfg)
         model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)
         write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
         write_text(out_dir / "overrides.txt", "".join(f"{a}\n" for a in overrides))
@@ -222,8 +221,6 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = (),
             batch_size=int(ev.batch_size),
             device=device,
             conformal=bool(ev.conformal),
-            blend=blend,
-            grid=grid,
             ewma_halflife=float(ev.ewma_halflife),
             precision=precision,
         )

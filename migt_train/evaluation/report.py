@@ -20,8 +20,6 @@ from migt_train.evaluation.comparison import baseline_metrics, compare_with_best
 from migt_train.evaluation.conformal import ConformalShift
 from migt_train.evaluation.metrics import level_key, quantile_metrics
 from migt_train.evaluation.plots import plot_calibration, plot_loss_curves
-from migt_train.evaluation.price_grid import PriceGrid
-from migt_train.evaluation.seasonal_blend import SeasonalBlend
 from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE, FIT_SUMMARY_KEYS
 from migt_train.training.inference import predict
 from migt_train.utils.io import atomic_write, write_json
@@ -68,25 +66,6 @@ def oracle_gap_closed(loss: float, l_clim: float, l_oracle: float | None) -> flo
     return (l_clim - loss) / (l_clim - l_oracle) if l_oracle is not None and l_clim > l_oracle else None
 
 
-def run_forecast(q: torch.Tensor, data: MarketData, rows: torch.Tensor, blend: SeasonalBlend | None,
-                 grid: PriceGrid | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The network's forecasts q (N, H, Q) for `rows` -> (after the run's seasonal blend, then also on its price
-    grid): what evaluate_run scores and Run.predict returns, in that order everywhere."""
-    if blend is not None:
-        blend.check_bars_per_day(data.bars_per_day, "evaluation.seasonal_blend")
-        q = blend.apply(q, data.bar_in_day[rows])
-    if grid is None:
-        return q, q
-    return q, grid.snap(q, data.close[rows.cpu().numpy()])
-
-
-def _grid_report(grid: PriceGrid, off: Mapping[str, Any]) -> dict[str, Any]:
-    """metrics.json "price_grid": the grid, and the test pinball and calibration (`off`) of the forecast off it."""
-    report = {k: v for k, v in grid.to_json().items() if k != "version"}
-    report["test_off_grid"] = {"pinball_loss": off["pinball_loss"], "calibration_error": off["calibration_error"]}
-    return report
-
-
 def evaluate_run(
     run_dir: str | os.PathLike,
     model: nn.Module,
@@ -98,8 +77,6 @@ def evaluate_run(
     batch_size: int = 512,
     device: torch.device | str = "cpu",
     conformal: bool = False,
-    blend: SeasonalBlend | None = None,
-    grid: PriceGrid | None = None,
     ewma_halflife: float = DEFAULT_EWMA_HALFLIFE,
     precision: Precision | None = None,
     progress: bool = False,
@@ -108,10 +85,6 @@ def evaluate_run(
     metrics.json, predictions.parquet, plots/loss_curves.png (if history_path has epochs),
     plots/calibration.png (+ plots/calibration_conformal.png). Returns the metrics dict.
     `precision`: the autocast validation used (the same numerics for the test forecasts).
-    `blend` (evaluation.seasonal_blend): the forecast is the model's averaged with the seasonal climatology;
-    metrics.json "test" scores it, "test_model" the model alone, "seasonal_blend" how the weight was chosen.
-    `grid` (evaluation.price_tick): the quantiles are then moved onto the price grid; metrics.json "price_grid"
-    holds the tick and the test figures of the forecast before that.
     """
     run_dir = Path(run_dir)
     levels = [float(t) for t in levels]
@@ -128,10 +101,8 @@ def evaluate_run(
             f"model: forecasts have shape {tuple(q.shape[1:])} per sample but the config asks for "
             f"{len(data.horizons)} horizons x {len(levels)} levels"
         )
-    extra: dict[str, torch.Tensor] = {} if blend is None else {"model_": q}
-    q_off_grid, q = run_forecast(q, data, test, blend, grid)
+    extra: dict[str, torch.Tensor] = {}
     names = list(data.horizon_names)
-    scored = quantile_metrics(q, y, levels, names)
     metrics: dict[str, Any] = {k: None for k in FIT_SUMMARY_KEYS}
     metrics.update(fit_summary or {})
     if metrics.get("n_parameters") is None:
@@ -142,12 +113,7 @@ def evaluate_run(
         horizon_bars=list(data.horizons),
         data_source=data.source,
         n_test_samples=len(test),
-        test=scored,
-        test_model=quantile_metrics(extra["model_"], y, levels, names) if blend is not None else None,
-        seasonal_blend=None if blend is None else blend.fit,
-        # an unapplied grid leaves the forecast as it was: its off-grid figures are the test block's
-        price_grid=None if grid is None else _grid_report(
-            grid, scored if q is q_off_grid else quantile_metrics(q_off_grid, y, levels, names)),
+        test=quantile_metrics(q, y, levels, names),
     )
     metrics["calibration_noise"] = calibration_noise(metrics["test"]["calibration_error"], test.numpy(), data.horizons, levels)
 
@@ -175,10 +141,8 @@ def evaluate_run(
     if conformal:
         val = data.splits["val"].cpu()
         val_q = predict(model, data, val, batch_size, device, precision, "conformal fit on val" if progress else None)
-        if blend is not None:
-            val_q = blend.apply(val_q, data.bar_in_day[val])
         cal = ConformalShift.fit(val_q, data.targets[val].cpu(), levels)
-        extra["conformal_"] = run_forecast(cal.apply(q_off_grid), data, test, None, grid)[1]
+        extra["conformal_"] = cal.apply(q)
         metrics["test_conformal"] = quantile_metrics(extra["conformal_"], y, levels, names)
         metrics["conformal"] = {
             "fitted_on": "val",

@@ -3,11 +3,7 @@ config schema can use them."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Optional
-
-from migt_train.errors import MigtError
 
 # Bars: 1 h of 5-minute bars, short enough to follow the intraday volatility pattern; the best of
 # 3..276 bars on the default synthetic market.
@@ -22,21 +18,6 @@ class EvaluationConfig:
     """The `evaluation.*` config keys and their defaults; also the config schema."""
 
     conformal: bool = False
-    seasonal_blend: bool = False
     batch_size: int = 512
     ewma_halflife: float = DEFAULT_EWMA_HALFLIFE
     device: str = "auto"
-    price_tick: Optional[str] = None  # auto, a tick size, or null (off): evaluation/price_grid.py
-
-
-def parse_price_tick(value: Any) -> str | float | None:
-    """evaluation.price_tick -> None (off), "auto" or a positive tick size; one MigtError naming the key."""
-    if value is None or value == "auto":
-        return value
-    try:
-        tick = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        tick = math.nan
-    if not (math.isfinite(tick) and tick > 0):
-        raise MigtError(f"config key 'evaluation.price_tick': must be auto, null or a positive tick size (got {value!r})")
-    return tick

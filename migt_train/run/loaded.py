@@ -27,8 +27,6 @@ class Run:
     device: torch.device
     batch_size: int = 128
     anchor_fit: Any = None  # data.vol_anchor.AnchorFit: the run's stored volatility anchor (data.vol_anchor)
-    blend: Any = None  # evaluation.seasonal_blend.SeasonalBlend: the run's stored blend (evaluation.seasonal_blend)
-    grid: Any = None  # evaluation.price_grid.PriceGrid: the run's stored price grid (evaluation.price_tick)
 
     def market(self, frame: pd.DataFrame | None = None, last: int | None = 1, partial: bool = False):
         """The MarketData a forecast reads (see data.latest.latest_market)."""
@@ -45,18 +43,16 @@ class Run:
         Returns the predictions.parquet layout — timestamp, row, horizon, horizon_bars, target (NaN where the
         future is unknown), q_<level> (log returns) — plus close, price_q_<level> = close * exp(q) and
         partial (True for a forecast from a bar still forming).
-        Same batches, forward step and autocast as the run's validation (inference.predict), then the run's
-        seasonal blend and price grid when it has them.
+        Same batches, forward step and autocast as the run's validation (inference.predict).
         """
         from migt_train.data.latest import PARTIAL, SPLIT
-        from migt_train.evaluation.report import predictions_frame, quantile_column, run_forecast
+        from migt_train.evaluation.report import predictions_frame, quantile_column
         from migt_train.training.inference import predict
 
         data = self.market(frame, last, partial)
         rows = data.splits[SPLIT]
         q = predict(self.model, data, rows, self.batch_size, self.device, self.precision)
         assert data.close is not None
-        q = run_forecast(q, data, rows, self.blend, self.grid)[1]
         out = predictions_frame(data, rows, q, self.levels)
         out["close"] = np.repeat(data.close[rows.numpy()], len(data.horizons))
         for tau in self.levels:
@@ -79,7 +75,7 @@ def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torc
     """A run directory (config.yaml + checkpoints/best.pt) -> Run. `overrides`: key=value strings applied to
     the run's config, as for the evaluate CLI (e.g. data.path=other.csv)."""
     from migt_train.data.features import FEATURE_NAMES
-    from migt_train.evaluation.from_run import load_model, load_run_config, run_anchor_fit, run_blend, run_grid, run_precision
+    from migt_train.evaluation.from_run import load_model, load_run_config, run_anchor_fit, run_precision
     from migt_train.training.runtime import resolve_device
 
     run_dir = Path(path)
@@ -88,5 +84,4 @@ def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torc
     dev = resolve_device(device, key="device")
     model = load_model(cfg, ckpt, ckpt_path, len(FEATURE_NAMES)).to(dev).eval()
     ev = cfg.get("evaluation") or {}
-    return Run(run_dir, cfg, model, run_precision(cfg, dev), levels, dev, int(ev.get("batch_size") or 128), anchor_fit,
-               run_blend(run_dir, cfg), run_grid(run_dir, cfg))
+    return Run(run_dir, cfg, model, run_precision(cfg, dev), levels, dev, int(ev.get("batch_size") or 128), anchor_fit)

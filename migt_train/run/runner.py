@@ -7,7 +7,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -102,34 +101,6 @@ def _claim_run_dir(cfg: DictConfig, run_dir: Path, record: RunRecord, is_main: b
         log.info("removed %s, left by a process that was killed while writing it", orphan)
 
 
-def _fit_on_val(cfg: DictConfig, model: Any, data: Any, levels: list[float], runtime: Runtime,
-                run_dir: Path) -> tuple[Any, Any]:
-    """What the trained model's val forecasts decide (evaluation.seasonal_blend, evaluation.price_tick), stored in
-    the run for evaluate and predict: (SeasonalBlend | None, PriceGrid | None)."""
-    from migt_train.evaluation.price_grid import PriceGrid, write_grid
-    from migt_train.evaluation.seasonal_blend import fit_seasonal_blend, write_blend
-    from migt_train.training.inference import predict
-
-    ev = cfg.evaluation
-    if not ev.seasonal_blend and ev.price_tick is None:
-        return None, None
-    val = data.splits["val"].cpu()
-    q_val = predict(model, data, val, ev.batch_size, runtime.device, runtime.precision,
-                    "val forecasts" if cfg.trainer.progress else None)
-    blend = grid = None
-    if ev.seasonal_blend:
-        blend = fit_seasonal_blend(q_val, data, levels)
-        write_blend(run_dir, blend)
-        log.info(blend.describe())
-        q_val = blend.apply(q_val, data.bar_in_day[val])
-    if ev.price_tick is not None:
-        grid = PriceGrid.for_market(ev.price_tick, data)
-        grid.decide_on_val(q_val, data, levels)
-        write_grid(run_dir, grid)
-        log.info(grid.describe())
-    return blend, grid
-
-
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops: StopsRaise) -> float:
     import torch
 
@@ -198,7 +169,6 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
         stops.phase = "during the final evaluation (training is finished; the resume only evaluates)"
         log.info("final evaluation: best.pt (epoch %d) on the test split", result.best_epoch)
         model.load_state_dict(load_checkpoint(run_dir / "checkpoints" / "best.pt")["model"])
-        blend, grid = _fit_on_val(cfg, model, data, levels, runtime, run_dir)
         metrics = evaluate_run(
             run_dir,
             model,
@@ -219,8 +189,6 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
             batch_size=cfg.evaluation.batch_size,
             device=runtime.device,
             conformal=cfg.evaluation.conformal,
-            blend=blend,
-            grid=grid,
             ewma_halflife=cfg.evaluation.ewma_halflife,
             precision=runtime.precision,
             progress=bool(cfg.trainer.progress),

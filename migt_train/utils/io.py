@@ -81,15 +81,6 @@ def read_run_file(path: Path, missing: str) -> Any:
         raise MigtError(f"{path}: cannot read ({e})") from None
 
 
-def read_val_decision(run_dir: str | os.PathLike, name: str, key: str, parse: Callable[[Any, str], Any]) -> Any:
-    """A file the runner stores after deciding on val (seasonal_blend.json, price_grid.json), read with
-    parse(dict, source); one MigtError naming the file and the config key `key` when it is missing."""
-    path = Path(run_dir) / name
-    d = read_run_file(path, f"the run was trained with {key} but this file was not stored (training did not "
-                            "reach the final evaluation?); finish or resume the run first")
-    return parse(d, str(path))
-
-
 def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
 

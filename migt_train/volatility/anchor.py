@@ -122,8 +122,8 @@ class AnchorFit:
 
 
 def fit_anchor(returns: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bars_per_day: int,
-               events: np.ndarray | None = None, leverage: bool = False) -> AnchorFit:
-    """The anchor's parameters from returns[fit_bars] (the training bars) only; leverage: GJR-GARCH-t."""
+               events: np.ndarray | None = None) -> AnchorFit:
+    """The anchor's parameters from returns[fit_bars] (the training bars) only."""
     r = np.asarray(returns, dtype=np.float64)
     bid = np.asarray(bar_in_day, dtype=np.int64)
     table = None
@@ -134,8 +134,7 @@ def fit_anchor(returns: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bar
         lags = release_lags(events)
         table = release_table((r / first.profile[bid]) ** 2, lags, fit_bars)
         mult = apply_release_table(table, lags)
-    return AnchorFit(GarchTOD.fit(r / np.sqrt(mult), bid, fit_bars, bars_per_day, leverage=leverage,
-                                  profile_smoothing=smooth), table)
+    return AnchorFit(GarchTOD.fit(r / np.sqrt(mult), bid, fit_bars, bars_per_day, profile_smoothing=smooth), table)
 
 
 def _filtered(fit: AnchorFit, returns: np.ndarray, bar_in_day: np.ndarray,

@@ -8,8 +8,9 @@ available to the model as a causal volatility scale. With r_t the one-bar log re
     e_t        = mu + sqrt(sigma2_t) * z_t,  z_t ~ Student-t(nu) scaled to unit variance
     sigma2_t+1 = omega + (alpha + gamma * [e_t < mu]) * (e_t - mu)^2 + beta * sigma2_t
 
-gamma = 0 is the GARCH(1,1) of the `garch_t_tod` baseline; `fit(..., leverage=True)` also fits gamma
-(GJR-GARCH: falls raise the next variance more than rises, the leverage effect of equity indices).
+`fit` is the GARCH(1,1) (gamma = 0). gamma (GJR: a fall raises the next variance more than a rise) is
+only read back from the vol_anchor.json of runs trained with the since removed data.vol_anchor_leverage,
+so those runs still forecast as they were trained.
 
 API (all arrays numpy; rows index the bar series):
 
@@ -100,7 +101,7 @@ class GarchTOD:
     message: str
     init_variance: float  # train variance of e: starts the filter at row 0
     fit_seconds: float = 0.0
-    gamma: float = 0.0  # extra news impact of a fall (GJR); 0 for the plain GARCH(1,1)
+    gamma: float = 0.0  # extra news impact of a fall (GJR), from older runs' vol_anchor.json; fit gives 0
 
     @property
     def persistence(self) -> float:
@@ -116,14 +117,13 @@ class GarchTOD:
         bars_per_day: int,
         mean: str = "zero",
         max_iter: int | None = None,
-        leverage: bool = False,
         profile_smoothing: int = 0,
     ) -> "GarchTOD":
         """Fit on returns[train] only (a slice or an index array of consecutive bars, in order).
 
         mean: "zero" (mu = 0) or "constant" (mu estimated). max_iter: the optimiser's iteration cap
-        (None: arch's default). leverage: also fit gamma (GJR-GARCH-t). profile_smoothing: average each bar
-        of day's profile with the bars of day within +- this many bars (0: the raw per-bar means).
+        (None: arch's default). profile_smoothing: average each bar of day's profile with the bars of day
+        within +- this many bars (0: the raw per-bar means).
         """
         import time
 
@@ -148,7 +148,7 @@ class GarchTOD:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # convergence problems are reported below, not as warnings
                 res = arch_model(e * scale, mean="Zero" if mean == "zero" else "Constant", vol="GARCH",
-                                 p=1, o=int(leverage), q=1, dist="t", rescale=False).fit(
+                                 p=1, q=1, dist="t", rescale=False).fit(
                     disp="off", show_warning=False, options=None if max_iter is None else {"maxiter": int(max_iter)})
             p = res.params
             ok = int(res.convergence_flag) == 0 and bool(np.isfinite(p.to_numpy()).all())
@@ -158,8 +158,7 @@ class GarchTOD:
         if ok and p is not None:
             s2 = float(scale) ** 2
             out = cls(prof, float(p["omega"]) / s2, float(p["alpha[1]"]), float(p["beta[1]"]), float(p["nu"]),
-                      float(p["mu"]) / scale if "mu" in p else 0.0, True, msg, var_e,
-                      gamma=float(p["gamma[1]"]) if leverage else 0.0)
+                      float(p["mu"]) / scale if "mu" in p else 0.0, True, msg, var_e)
         else:
             log.warning("GARCH-t fit did not converge (%s); using fallback alpha=%g beta=%g", msg, FALLBACK_ALPHA, FALLBACK_BETA)
             omega = var_e * (1.0 - FALLBACK_ALPHA - FALLBACK_BETA)
