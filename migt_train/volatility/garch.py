@@ -63,8 +63,10 @@ FALLBACK_ALPHA, FALLBACK_BETA, FALLBACK_NU = 0.05, 0.94, 8.0
 HORIZON_CHUNK = 8192  # origin rows per block of horizon_std
 
 
-def _profile(returns: np.ndarray, bar_in_day: np.ndarray, bars_per_day: int, smooth: int = 0) -> np.ndarray:
-    """Train mean |r| per bar of day over the overall mean; smooth > 0: each seen bar of day takes the plain
+def tod_profile(returns: np.ndarray, bar_in_day: np.ndarray, bars_per_day: int, smooth: int = 0,
+                what: str = "log_return") -> np.ndarray:
+    """Train mean |r| per bar of day over the overall mean (of any non-negative measure, e.g. a variance, when
+    given one; `what` names it in the error); smooth > 0: each seen bar of day takes the plain
     average of the seen bars of day within +-smooth bars (circular), which trades a little resolution for
     much less noise (a bar of day holds one return per training day). The first bar after a break (an
     unseen bar of day before it) is neither smoothed nor averaged into its neighbours: its return spans
@@ -72,7 +74,7 @@ def _profile(returns: np.ndarray, bar_in_day: np.ndarray, bars_per_day: int, smo
     a = np.abs(returns)
     overall = float(a.mean())
     if not overall > 0:
-        raise MigtError(f"log_return: the training returns are all zero ({len(a)} rows); no volatility to fit")
+        raise MigtError(f"{what}: the training values are all zero ({len(a)} rows); no volatility to fit")
     total = np.bincount(bar_in_day, weights=a, minlength=bars_per_day)
     count = np.bincount(bar_in_day, minlength=bars_per_day)
     prof = np.ones(bars_per_day)
@@ -140,7 +142,7 @@ class GarchTOD:
             raise MigtError(f"log_return: non-finite training returns ({int((~np.isfinite(r)).sum())} rows)")
         if b.min() < 0 or b.max() >= bars_per_day:
             raise MigtError(f"bar_in_day: values outside 0..{bars_per_day - 1} ({int(((b < 0) | (b >= bars_per_day)).sum())} rows)")
-        prof = _profile(r, b, bars_per_day, profile_smoothing)
+        prof = tod_profile(r, b, bars_per_day, profile_smoothing)
         e = r / prof[b]
         var_e = float(e.var())
         scale = float(FIT_STD / np.sqrt(var_e))

@@ -19,23 +19,15 @@ from typing import Sequence
 import numpy as np
 
 from migt_train.errors import MigtError
+from migt_train.volatility.garch import tod_profile
 from migt_train.volatility.realized import MIN_RATIO, WINDOW_MINUTES, WINDOW_NAMES, trailing_sums
 
 
-def tod_variance_profile(gk: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bars_per_day: int,
-                         min_count: int = 5) -> np.ndarray:
-    """(bars_per_day,) mean GK variance per bar of day over the fit bars, relative to the overall mean; a bar of
-    day seen fewer than min_count times gets 1, and the profile is floored at 5% of the mean."""
-    g, b = np.asarray(gk, dtype=np.float64)[fit_bars], np.asarray(bar_in_day, dtype=np.int64)[fit_bars]
-    overall = float(g.mean())
-    if not overall > 0:
-        raise MigtError(f"high/low: the training bars have no range ({len(g)} rows); no realised variance to fit")
-    total = np.bincount(b, weights=g, minlength=bars_per_day)
-    count = np.bincount(b, minlength=bars_per_day)
-    prof = np.ones(bars_per_day)
-    seen = count >= min_count
-    prof[seen] = total[seen] / count[seen] / overall
-    return np.maximum(prof, 0.05)
+def tod_variance_profile(var: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bars_per_day: int) -> np.ndarray:
+    """(bars_per_day,) mean variance per bar of day over the fit bars, relative to the overall mean (the GARCH
+    anchor's profile rules: too few samples -> 1, floored)."""
+    return tod_profile(np.asarray(var, dtype=np.float64)[fit_bars], np.asarray(bar_in_day, dtype=np.int64)[fit_bars],
+                       bars_per_day, what="high/low (realised range variance)")
 
 
 def har_regressors(u: np.ndarray, timestamps: np.ndarray, floor: float) -> np.ndarray:
