@@ -83,3 +83,25 @@ def test_compare_interval_is_paired_and_per_horizon():
     assert c["per_horizon"]["b"]["ci95"] == pytest.approx([lo[2], hi[2]])
     L = per_sample_loss(good, y, levels).mean()
     assert out["skill_vs_best_baseline"] == pytest.approx(1 - L / per_sample_loss(wide, y, levels).mean())
+
+
+def test_comparisons_against_every_baseline_match_each_alone():
+    """metrics.json "comparisons": each baseline's block is what a comparison with that baseline alone gives
+    (the same resamples), with skills overall and per horizon."""
+    g = np.random.default_rng(3)
+    n, levels = 300, [0.1, 0.5, 0.9]
+    y = torch.tensor(g.standard_normal((n, 2)))
+    z = torch.tensor([-1.2816, 0.0, 1.2816], dtype=torch.float64)
+    good = (torch.ones(n, 2, 1) * z).double()
+    preds = {"wide": 1.6 * good, "narrow": 0.3 * good, "shifted": good + 0.4}
+    out = compare_with_best_baseline(good, y, preds, levels, ["a", "b"], block=10, n_boot=300)
+    assert set(out["comparisons"]) == set(preds)
+    assert out["comparisons"][out["best_baseline"]]["ci95"] == out["comparison"]["ci95"]
+    for name, p in preds.items():
+        alone = compare_with_best_baseline(good, y, {name: p}, levels, ["a", "b"], block=10, n_boot=300)["comparison"]
+        c = out["comparisons"][name]
+        assert c["loss_difference"] == pytest.approx(alone["loss_difference"]) and c["ci95"] == pytest.approx(alone["ci95"])
+        assert c["per_horizon"]["b"]["ci95"] == pytest.approx(alone["per_horizon"]["b"]["ci95"])
+        lm, lb = per_sample_loss(good, y, levels), per_sample_loss(p, y, levels)
+        assert c["skill"] == pytest.approx(1 - lm.mean() / lb.mean())
+        assert c["per_horizon"]["a"]["skill"] == pytest.approx(1 - lm[:, 0].mean() / lb[:, 0].mean())

@@ -87,6 +87,11 @@ def test_baselines_and_comparison_keys(run):
     for name, h in c["per_horizon"].items():
         want = m["test"]["per_horizon"][name]["pinball_loss"] - m["baselines"][best]["per_horizon"][name]["pinball_loss"]
         assert h["loss_difference"] == pytest.approx(want, rel=1e-9, abs=1e-15) and h["ci95"][0] <= h["ci95"][1]
+    # one comparison per baseline, e.g. skill vs garch_t_tod with its interval whichever baseline is best
+    assert set(m["comparisons"]) == set(m["baselines"]) and m["comparisons"][best]["ci95"] == c["ci95"]
+    g = m["comparisons"]["garch_t_tod"]
+    assert g["skill"] == pytest.approx(1 - L / losses["garch_t_tod"])
+    assert g["ci95"][0] <= g["loss_difference"] <= g["ci95"][1] and set(g["per_horizon"]) == set(c["per_horizon"])
 
 
 def test_predictions_parquet_matches_metrics(run):

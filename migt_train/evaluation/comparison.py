@@ -79,6 +79,43 @@ def baseline_metrics(
     return {k: {**quantile_metrics(q, y, levels, horizon_names), **(extra or {}).get(k, {})} for k, q in preds.items()}
 
 
+def compare_with_baselines(
+    q: torch.Tensor,
+    y: torch.Tensor,
+    preds: Mapping[str, torch.Tensor],
+    levels: Sequence[float],
+    horizon_names: Sequence[str],
+    block: int,
+    n_boot: int = BOOTSTRAP_SAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, dict[str, Any]]:
+    """The model against every baseline on the same resamples -> {baseline: {loss_difference, ci95,
+    skill, per_horizon: {name: {loss_difference, ci95, skill}}}}; differences are model - baseline, skill
+    1 - L_model / L_baseline. The draws depend on (n, block, seed) only, so each baseline's interval is
+    the one a comparison with that baseline alone gives."""
+    model_loss = per_sample_loss(q, y, levels)  # (n, H)
+    names = list(preds)
+    base = {k: per_sample_loss(preds[k], y, levels) for k in names}
+    # per baseline: overall, then each horizon; all baselines in one bootstrap pass
+    cols = np.column_stack([c for k in names for c in (np.column_stack([(model_loss - base[k]).mean(axis=1),
+                                                                        model_loss - base[k]])).T])
+    lo, hi = circular_block_bootstrap(cols, block, n_boot, seed)
+    width = len(horizon_names) + 1
+    m_loss = np.concatenate([[model_loss.mean()], model_loss.mean(axis=0)])
+
+    def entry(j: int, ref: float, m: float) -> dict[str, Any]:
+        return {"loss_difference": float(cols[:, j].mean()), "ci95": [float(lo[j]), float(hi[j])],
+                "skill": 1.0 - m / ref if ref > 0 else None}
+
+    out = {}
+    for i, k in enumerate(names):
+        ref = np.concatenate([[base[k].mean()], base[k].mean(axis=0)])
+        j0 = i * width
+        out[k] = {**entry(j0, ref[0], m_loss[0]),
+                  "per_horizon": {h: entry(j0 + 1 + jh, ref[1 + jh], m_loss[1 + jh]) for jh, h in enumerate(horizon_names)}}
+    return out
+
+
 def compare_with_best_baseline(
     q: torch.Tensor,
     y: torch.Tensor,
@@ -90,29 +127,24 @@ def compare_with_best_baseline(
     seed: int = BOOTSTRAP_SEED,
 ) -> dict[str, Any]:
     """-> {best_baseline, skill_vs_best_baseline, comparison: {baseline, loss_difference, ci95, block,
-    n_boot, per_horizon: {name: {loss_difference, ci95}}}}; differences are model - best baseline."""
-    model_loss = per_sample_loss(q, y, levels)  # (n, H)
-    losses = {k: per_sample_loss(p, y, levels) for k, p in preds.items()}
-    best = min(losses, key=lambda k: float(losses[k].mean()))
-    l_model, l_best = float(model_loss.mean()), float(losses[best].mean())
-    diff = model_loss - losses[best]  # (n, H)
-    cols = np.column_stack([diff.mean(axis=1), diff])  # overall, then each horizon
-    lo, hi = circular_block_bootstrap(cols, block, n_boot, seed)
-    per_h = {
-        name: {"loss_difference": float(cols[:, j + 1].mean()), "ci95": [float(lo[j + 1]), float(hi[j + 1])]}
-        for j, name in enumerate(horizon_names)
-    }
+    n_boot, per_horizon: {name: {loss_difference, ci95}}}, comparisons: compare_with_baselines(...)};
+    differences are model - baseline."""
+    comparisons = compare_with_baselines(q, y, preds, levels, horizon_names, block, n_boot, seed)
+    # the lowest baseline loss is the largest model - baseline difference
+    best = max(comparisons, key=lambda k: comparisons[k]["loss_difference"])
+    c = comparisons[best]
     return {
         "best_baseline": best,
-        "skill_vs_best_baseline": 1.0 - l_model / l_best if l_best > 0 else None,
+        "skill_vs_best_baseline": c["skill"],
         "comparison": {
             "baseline": best,
-            "loss_difference": float(cols[:, 0].mean()),
-            "ci95": [float(lo[0]), float(hi[0])],
-            "block": int(max(1, min(int(block), len(cols)))),
+            "loss_difference": c["loss_difference"],
+            "ci95": c["ci95"],
+            "block": int(max(1, min(int(block), len(y)))),
             "n_boot": int(n_boot),
-            "per_horizon": per_h,
+            "per_horizon": {h: {k: v[k] for k in ("loss_difference", "ci95")} for h, v in c["per_horizon"].items()},
         },
+        "comparisons": comparisons,
     }
 
 
