@@ -1,5 +1,6 @@
 """The package from a notebook: `import migt_train` alone makes Hydra's compose API work, cheaply."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +36,21 @@ def test_compose_after_import_migt_train_instantiates_the_model():
     # w2 1,120, b2 35), plus the one learned shape (35), and the log-spread weights of the anchor, release
     # and realised-range inputs (5 horizons x (1 + 6 + 4) = 55)
     assert name == "MIGTTVDT" and int(n_params) == 168_832 - 9_235 + 35 + 55 and int(n_variables) == 24
+
+
+def _libgomp_settings(env: dict) -> str:
+    """libgomp's own report of its settings (OMP_DISPLAY_ENV) in a fresh interpreter that imports
+    migt_train, then torch (which loads libgomp)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")} | env
+    p = subprocess.run([sys.executable, "-c", "import migt_train, torch; torch.ones(4).sum()"], cwd=ROOT, timeout=300,
+                       capture_output=True, text=True, env={**env, "OMP_DISPLAY_ENV": "VERBOSE"})
+    assert p.returncode == 0, p.stderr
+    return p.stderr
+
+
+@pytest.mark.slow
+def test_torch_threads_wait_passively_unless_the_user_says_otherwise():
+    # spinning threads hold cores a busy neighbour needs (scripts/cpu_sharing.py): libgomp must not spin
+    assert "GOMP_SPINCOUNT = '0'" in _libgomp_settings({})
+    assert "OMP_WAIT_POLICY = 'ACTIVE'" in _libgomp_settings({"OMP_WAIT_POLICY": "ACTIVE"})
+    assert "GOMP_SPINCOUNT = '1000'" in _libgomp_settings({"GOMP_SPINCOUNT": "1000"})
