@@ -94,6 +94,34 @@ def test_summarize_lists_runs(smoke_run: Path, capsys: pytest.CaptureFixture) ->
     assert json.loads(capsys.readouterr().out)[0]["run"] == smoke_run.name
 
 
+def test_max_epochs_0_evaluates_the_initial_weights(tmp_path: Path) -> None:
+    """trainer.max_epochs=0: a complete run whose best.pt is the initial weights: those a run with
+    validate_before_training scores as its epoch 0, same seed."""
+    import torch
+
+    from migt_train.training.checkpoint import load_checkpoint
+
+    proc = run_py(tmp_path, "trainer.max_epochs=0", "hydra.run.dir=outputs/initial")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "outputs" / "initial"
+    for name in ["config.yaml", "history.json", "metrics.json", "predictions.parquet", "checkpoints/best.pt",
+                 "plots/calibration.png"]:
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 0 and metrics["epochs_run"] == 0 and metrics["test"]["pinball_loss"] > 0
+    history = json.loads((run / "history.json").read_text())["epochs"]
+    assert [e["epoch"] for e in history] == [0] and history[0]["val_loss"] == metrics["best_val_loss"]
+    assert json.loads((run / "status.json").read_text())["status"] == "completed"
+
+    proc = run_py(tmp_path, "trainer.max_epochs=1", "trainer.validate_before_training=true", "hydra.run.dir=outputs/one")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = tmp_path / "outputs" / "one"
+    assert json.loads((one / "history.json").read_text())["epochs"][0]["val_loss"] == history[0]["val_loss"]
+    (epoch0,) = (one / "checkpoints").glob("epoch=000-*.pt")
+    best, start = load_checkpoint(run / "checkpoints" / "best.pt")["model"], load_checkpoint(epoch0)["model"]
+    assert best.keys() == start.keys() and all(torch.equal(best[k], start[k]) for k in best)
+
+
 def test_bad_value_stops_before_work_with_one_line(tmp_path: Path) -> None:
     proc = run_py(tmp_path, "optimizer.lr=-1")
     assert proc.returncode == 2

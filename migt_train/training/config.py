@@ -61,11 +61,12 @@ class TrainerConfig:
         def is_number(v: Any) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-        for key in ("max_epochs", "batch_size", "gradient_accumulation_steps", "log_every_n_steps",
+        for key in ("batch_size", "gradient_accumulation_steps", "log_every_n_steps",
                     "eval_batch_size", "max_nonfinite_steps"):
             if not is_int(cfg[key]) or cfg[key] < 1:
                 raise bad(key, "must be an integer >= 1")
-        for key in ("early_stopping_patience", "save_top_k"):
+        # max_epochs 0: no training; the initial weights are validated (epoch 0) and evaluated
+        for key in ("max_epochs", "early_stopping_patience", "save_top_k"):
             if not is_int(cfg[key]) or cfg[key] < 0:
                 raise bad(key, "must be an integer >= 0")
         limit = cfg["limit_train_batches"]

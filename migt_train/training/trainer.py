@@ -301,7 +301,8 @@ class Trainer:
                 self.model.set_anchor_shape(self.data.anchored_quantiles(self.levels).to(self.device))
                 if self.ema:  # the average starts from the weights training starts from
                     self.ema.load([p.detach() for p in self.params], 0)
-            if self.cfg.validate_before_training:
+            # max_epochs 0 evaluates the initial weights: they are epoch 0, and best.pt
+            if self.cfg.validate_before_training or self.cfg.max_epochs == 0:
                 self._validate_initial()
             return
         self.state.restore(path)
