@@ -127,14 +127,19 @@ def test_data_yaml_states_the_schema_defaults_in_its_order() -> None:
     composed.pop("synthetic")
     defaults = asdict(DataSchema())
     defaults.pop("synthetic")
-    assert composed == defaults and list(composed) == list(defaults)
+    assert list(composed) == list(defaults)
+    # horizons and max_seq_len (bars) are derived from the times and the bar size, in the yaml as in the schema
+    assert defaults["horizons"] is None and defaults["max_seq_len"] is None
+    derived = asdict(DataSchema.from_config({}))
+    derived.pop("synthetic")
+    assert composed == derived
 
 
 def test_data_schema_from_config_fills_left_out_keys_and_names_a_bad_one() -> None:
     from migt_train.data.schema import DataSchema
 
     s = DataSchema.from_config({"bar_minutes": 15, "horizons": [1, 4]})
-    assert (s.bar_minutes, s.horizons, s.max_seq_len, s.start_minute, s.end_minute) == (15, [1, 4], 288, 18 * 60, None)
+    assert (s.bar_minutes, s.horizons, s.max_seq_len, s.start_minute, s.end_minute) == (15, [1, 4], 96, 18 * 60, None)
     assert s.split.by == "fraction" and s.split.val_fraction == 0.15
     with pytest.raises(MigtError, match="'data.horizons'"):
         DataSchema.from_config({"horizons": [4, 1]})
@@ -151,3 +156,38 @@ def test_removed_keys_are_refused(key: str) -> None:
         make_cfg(f"{key}=true")
     with pytest.raises(MigtError, match=f"'{key}'"):
         validate(make_cfg(f"+{key}=true"))
+
+
+def test_bar_size_alone_sets_horizons_and_window_in_bars() -> None:
+    """The horizons (15m .. 4h) and the 24 h lookback are times: data.bar_minutes=15 alone gives 1..16-bar
+    horizons and a 96-bar window, in the model too and in the recorded config; bars given explicitly win."""
+    from migt_train.config.schema import resolved_container
+    from migt_train.data.returns import horizon_name
+    from migt_train.data.schema import DataSchema
+
+    cfg = make_cfg("data.bar_minutes=15")
+    validate(cfg)
+    record = resolved_container(cfg)
+    assert record["data"]["horizons"] == [1, 2, 4, 8, 16] and record["data"]["max_seq_len"] == 96
+    assert record["model"]["n_horizons"] == 5 and record["model"]["max_seq_len"] == 96
+    assert [horizon_name(h, 15) for h in record["data"]["horizons"]] == ["15m", "30m", "1h", "2h", "4h"]
+    default = resolved_container(make_cfg())["data"]  # 5-minute bars: as before
+    assert (default["horizons"], default["max_seq_len"]) == ([3, 6, 12, 24, 48], 288)
+    given = make_cfg("data.bar_minutes=15", "data.horizons=[1,4]", "data.max_seq_len=48")
+    validate(given)
+    assert list(given.data.horizons) == [1, 4] and given.model.n_horizons == 2 and given.model.max_seq_len == 48
+    s = DataSchema.from_config({"bar_minutes": 60, "horizon_minutes": [60, 240], "lookback_hours": 48})
+    assert (s.horizons, s.max_seq_len) == ([1, 4], 48)
+
+
+@pytest.mark.parametrize("overrides,key", [
+    (["data.bar_minutes=45"], "data.horizon_minutes"),  # 15 minutes is not a whole number of 45-minute bars
+    (["data.horizon_minutes=[15,22]"], "data.horizon_minutes"),
+    (["data.lookback_hours=0.1"], "data.lookback_hours"),
+    (["data.bar_minutes=7"], "data.bar_minutes"),
+    (["data.horizons=null"], "data.horizons"),
+])
+def test_a_time_that_is_not_whole_bars_is_one_error_naming_the_key(overrides, key) -> None:
+    with pytest.raises(MigtError, match=f"^config key '{key}': ") as e:
+        validate(make_cfg(*overrides))
+    assert "\n" not in str(e.value)

@@ -8,7 +8,7 @@ import secrets
 import time
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 # One id per process: Hydra resolves run/sweep dirs more than once, and every resolution must agree.
 # The random suffix keeps two runs started in the same second apart.
@@ -40,6 +40,19 @@ def _n_realized(on: bool) -> int:
     return N_REALIZED if on else 0
 
 
+def _horizon_bars(minutes, bar_minutes) -> ListConfig:
+    from migt_train.data.schema import horizon_bars
+
+    # a ListConfig, not a list: OmegaConf.resolve (Hydra's --cfg job --resolve) can only put a node in place
+    return ListConfig(horizon_bars(list(minutes), bar_minutes))
+
+
+def _lookback_bars(hours, bar_minutes) -> int:
+    from migt_train.data.schema import lookback_bars
+
+    return lookback_bars(hours, bar_minutes)
+
+
 def _sqlite_url(path: str) -> str:
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +73,8 @@ def register_resolvers() -> None:
         "migt.n_features": lambda: len(_feature_names()),
         "migt.feature_index": lambda name: _feature_names().index(name),
         "migt.bars_per_day": lambda bar_minutes: 24 * 60 // int(bar_minutes),
+        "migt.horizons": _horizon_bars,  # data.horizons from data.horizon_minutes
+        "migt.lookback_bars": _lookback_bars,  # data.max_seq_len from data.lookback_hours
         "migt.n_event_features": _n_event_features,
         "migt.n_realized": _n_realized,
         "migt.run_id": lambda: RUN_ID,

@@ -25,7 +25,7 @@ from migt_train.volatility.events import N_EVENT_FEATURES
 from migt_train.volatility.realized import N_REALIZED
 from migt_train.data.schema import DataSchema
 from migt_train.data.synthetic import SyntheticConfig
-from migt_train.errors import MigtError
+from migt_train.errors import MigtError, raised_within
 from migt_train.evaluation.settings import EvaluationConfig
 from migt_train.config.checks import check_target
 from migt_train.training.config import TrainerConfig
@@ -115,10 +115,17 @@ def _check_values(cfg: DictConfig, plain: dict) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Raise MigtError naming the first bad key; returns silently for a valid config."""
+    data = cfg.get("data") if isinstance(cfg, DictConfig) else None
+    for key, derived in (("horizons", "data.horizon_minutes"), ("max_seq_len", "data.lookback_hours")):
+        # null would leave the model's ${data.*} interpolations without a value
+        if isinstance(data, DictConfig) and key in data and not OmegaConf.is_interpolation(data, key) \
+                and data[key] is None:
+            raise MigtError(f"config key 'data.{key}': null; give bars, or drop the override to follow "
+                            f"{derived} and data.bar_minutes")
     try:
         plain = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as e:
-        raise MigtError(f"config key '{e.full_key}': {_first_line(e)}") from None
+        raise (raised_within(e) or MigtError(f"config key '{e.full_key}': {_first_line(e)}")) from None
     for key in ("hydra", "hparams_search"):
         plain.pop(key, None)
     _check_types(plain)

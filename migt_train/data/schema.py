@@ -3,7 +3,10 @@
 conf/data/*.yaml sets the values of a run (tests/test_config.py checks that conf/data/synthetic.yaml
 states exactly these defaults); migt_train.config.schema registers these dataclasses as `schema/data` in
 Hydra's ConfigStore and merges the composed group onto it (types, unknown keys); data.build reads the
-config through `DataSchema.from_config`, so a left-out or null key takes its default from here."""
+config through `DataSchema.from_config`, so a left-out or null key takes its default from here. The
+horizons and the lookback are times: data.horizons and data.max_seq_len (bars) follow data.horizon_minutes,
+data.lookback_hours and data.bar_minutes unless given (the yaml interpolates the ${migt.horizons:} and
+${migt.lookback_bars:} resolvers, so model keys and the recorded config.yaml hold the bars)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,37 @@ from pathlib import Path
 from typing import Any, List, Mapping, Optional
 
 TIMESTAMP_LABELS = ("start", "end")
+HORIZON_MINUTES = [15, 30, 60, 120, 240]  # the forecast horizons are times; their bars follow data.bar_minutes
+
+
+def _bar_minutes(bar_minutes: Any) -> int:
+    from migt_train.errors import MigtError
+
+    if isinstance(bar_minutes, bool) or not isinstance(bar_minutes, int) or bar_minutes < 1 or 1440 % bar_minutes:
+        raise MigtError(f"config key 'data.bar_minutes': must be a positive divisor of 1440 (got {bar_minutes!r})")
+    return bar_minutes
+
+
+def bars_in(minutes: float, bar_minutes: int, key: str, in_bars: str) -> int:
+    """The whole number of `bar_minutes` bars in `minutes`; a time that is not one is a MigtError naming `key`
+    (and `in_bars`, the key that takes bars directly)."""
+    from migt_train.errors import MigtError
+
+    bars = float(minutes) / _bar_minutes(bar_minutes)
+    if not bars >= 1 or abs(bars - round(bars)) > 1e-9:
+        raise MigtError(f"config key '{key}': {float(minutes):g} minutes is not a whole number of {bar_minutes}-minute "
+                        f"bars (data.bar_minutes); change it or give {in_bars} in bars")
+    return int(round(bars))
+
+
+def horizon_bars(horizon_minutes: Any, bar_minutes: int) -> list[int]:
+    """data.horizons when not given: each of data.horizon_minutes in bars (the ${migt.horizons:} resolver)."""
+    return [bars_in(m, bar_minutes, "data.horizon_minutes", "data.horizons") for m in horizon_minutes]
+
+
+def lookback_bars(lookback_hours: float, bar_minutes: int) -> int:
+    """data.max_seq_len when not given: data.lookback_hours in bars (the ${migt.lookback_bars:} resolver)."""
+    return bars_in(float(lookback_hours) * 60, bar_minutes, "data.lookback_hours", "data.max_seq_len")
 
 
 @dataclass
@@ -30,8 +64,9 @@ class DataSchema:
     path: Optional[str] = None  # the bars file of data=ohlcv (parquet, CSV, DBN)
     bar_minutes: int = 5
     lookback_hours: float = 24
-    max_seq_len: int = 288
-    horizons: List[int] = field(default_factory=lambda: [3, 6, 12, 24, 48])  # in bars
+    horizon_minutes: List[int] = field(default_factory=lambda: list(HORIZON_MINUTES))
+    max_seq_len: Optional[int] = None  # in bars; null = lookback_hours in bars of bar_minutes
+    horizons: Optional[List[int]] = None  # in bars; null = horizon_minutes in bars of bar_minutes
     session_tz: str = "America/New_York"  # the exchange's session clock
     session_start: str = "18:00"
     session_end: Optional[str] = None  # HH:MM; null keeps every bar of the file
@@ -72,12 +107,17 @@ class DataSchema:
                             "(data.source=ohlcv for evaluate and predict)")
         if not positive_int(v["bar_minutes"]) or 1440 % v["bar_minutes"]:
             raise bad("bar_minutes", "must be a positive divisor of 1440", v["bar_minutes"])
-        if not positive_int(v["max_seq_len"]):
-            raise bad("max_seq_len", "must be a positive integer", v["max_seq_len"])
+        bar = int(v["bar_minutes"])
         lookback = v["lookback_hours"]
         if isinstance(lookback, bool) or not isinstance(lookback, (int, float)) or lookback <= 0:
             raise bad("lookback_hours", "must be a positive number", lookback)
-        horizons = list(v["horizons"])
+        minutes = list(v["horizon_minutes"])
+        if not minutes or not all(positive_int(m) for m in minutes) or sorted(set(minutes)) != minutes:
+            raise bad("horizon_minutes", "must be positive, distinct and increasing (in minutes)", minutes)
+        max_seq_len = lookback_bars(lookback, bar) if v["max_seq_len"] is None else v["max_seq_len"]
+        if not positive_int(max_seq_len):
+            raise bad("max_seq_len", "must be a positive integer", max_seq_len)
+        horizons = horizon_bars(minutes, bar) if v["horizons"] is None else list(v["horizons"])
         if not horizons or not all(positive_int(h) for h in horizons) or sorted(set(horizons)) != horizons:
             raise bad("horizons", "must be positive, distinct and increasing (in bars)", horizons)
         label = str(v["timestamp_label"])
@@ -91,9 +131,10 @@ class DataSchema:
         return cls(
             source=source,
             path=v["path"],
-            bar_minutes=int(v["bar_minutes"]),
+            bar_minutes=bar,
             lookback_hours=float(lookback),
-            max_seq_len=int(v["max_seq_len"]),
+            horizon_minutes=[int(m) for m in minutes],
+            max_seq_len=int(max_seq_len),
             horizons=[int(h) for h in horizons],
             session_tz=check_timezone(str(v["session_tz"])),
             session_start=v["session_start"],
@@ -132,7 +173,15 @@ class DataSchema:
 
 def setting(cfg: Mapping | None, key: str, schema: type = DataSchema) -> Any:
     """cfg[key], or the schema's default where the key is left out or null."""
-    value = None if cfg is None else cfg.get(key) if hasattr(cfg, "get") else getattr(cfg, key, None)
+    from migt_train.errors import raised_within
+
+    try:
+        value = None if cfg is None else cfg.get(key) if hasattr(cfg, "get") else getattr(cfg, key, None)
+    except Exception as e:  # a ${migt.*} resolver's MigtError (e.g. a horizon not in whole bars), unwrapped
+        err = raised_within(e)
+        if err is None:
+            raise
+        raise err from None
     if value is not None:
         return value
     return getattr(schema(), key)
