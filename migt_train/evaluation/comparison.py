@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 0
 CI_LEVEL = 0.95
+GATHER_ELEMENTS = 4_000_000  # values gathered at once by block_resample_means (32 MB of float64)
 
 
 def per_sample_loss(q: torch.Tensor, y: torch.Tensor, levels: Sequence[float]) -> np.ndarray:
@@ -46,10 +47,16 @@ def block_resample_means(d: np.ndarray, block: int, starts: np.ndarray) -> np.nd
         raise ValueError(f"need 1 <= block <= n and ceil(n / block) starts per resample (n {n}, block {block}, {n_blocks} starts)")
     ext = np.concatenate([d, d[:block]])
     c = np.concatenate([np.zeros((1, *d.shape[1:])), np.cumsum(ext, axis=0)])
-    full = c[starts[:, :-1] + block] - c[starts[:, :-1]]  # (B, n_blocks - 1, ...)
+    block_sum = c[block:block + n] - c[:n]  # (n, ...): the sum of the block starting at each row
     last = n - (n_blocks - 1) * block
-    tail = c[starts[:, -1] + last] - c[starts[:, -1]]
-    return (full.sum(axis=1) + tail) / n
+    out = (c[starts[:, -1] + last] - c[starts[:, -1]]).astype(np.float64)  # (B, ...): the cut last block
+    # the full blocks' sums are gathered a group of resamples at a time: (group, n_blocks - 1, ...) stays
+    # a few tens of MB however many columns (e.g. one per baseline and horizon) d has
+    width = max(1, int(np.prod(d.shape[1:], dtype=np.int64))) * max(1, n_blocks - 1)
+    group = max(1, GATHER_ELEMENTS // width)
+    for lo in range(0, len(starts), group):
+        out[lo:lo + group] += block_sum[starts[lo:lo + group, :-1]].sum(axis=1)
+    return out / n
 
 
 def circular_block_bootstrap(
