@@ -16,7 +16,7 @@ import sys
 import torch
 
 import migt_train
-from migt_train.data.build import load_market
+from migt_train.data import load_market
 from migt_train.evaluation.baselines import GarchTODBaseline
 from migt_train.evaluation.metrics import pinball
 from migt_train.training.inference import predict

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
-import migt_train.data.build as build
+from migt_train.data import load_market
 from migt_train.evaluation.calibration_noise import null_calibration_errors
 from migt_train.evaluation.metrics import quantile_metrics
 
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> None:
     sizes = [int(x) for x in argv[0].split(",")]
     with initialize_config_dir(str(CONF), version_base=None):
         cfg = compose("config", overrides=argv[1:])
-    data = build.load_market(cfg.data)
+    data = load_market(cfg.data)
     if data.oracle is None:
         raise SystemExit("error: the configured data source has no oracle (use the synthetic market)")
     levels = [float(t) for t in cfg.quantiles.levels]

@@ -359,3 +359,31 @@ def test_fixed_head_shape_forecasts_one_shape_for_every_input_times_a_spread():
     torch.testing.assert_close(spread, spread[..., :1].expand_as(spread), atol=1e-5, rtol=1e-5)
     assert (spread > 0).all() and spread[1:, :, 0].std(0).min() > 0  # and it depends on the sample
     assert not torch.allclose(q[0] / q[0, :, :1], z / z[:, :1], atol=1e-4)  # the shape itself was trained
+
+
+def test_one_instrument_is_the_single_instrument_model():
+    one, plain = tiny(n_instruments=1), tiny()
+    assert one.state_dict().keys() == plain.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(one.state_dict().values(), plain.state_dict().values()))
+
+
+def test_instruments_have_their_own_scaling_and_embedding():
+    model = tiny(n_instruments=3).eval()
+    batch = make_batch()
+    batch["time"]["instrument"] = torch.tensor([0, 1, 2, 1])
+    # instrument 1 standardises its inputs and targets with its own rows of the buffers
+    model.set_scaling(torch.zeros(3, 5), torch.ones(3, 5), torch.zeros(3, 3), torch.tensor([[1.0] * 3, [2.0] * 3, [1.0] * 3]))
+    out = run(model, batch)
+    assert torch.allclose(out["quantiles"][1], 2 * out["quantiles_std"][1], atol=1e-6)
+    assert torch.allclose(out["quantiles"][0], out["quantiles_std"][0], atol=1e-6)
+    # the embedding starts at zero (every instrument alike) and, once learned, tells them apart
+    same = {**batch, "time": {**batch["time"], "instrument": torch.tensor([0, 0, 0, 0])}}
+    unit = (torch.zeros(3, 5), torch.ones(3, 5), torch.zeros(3, 3), torch.ones(3, 3))
+    model.set_scaling(*unit)
+    assert torch.equal(run(model, batch)["quantiles"], run(model, same)["quantiles"])
+    with torch.no_grad():
+        model.instrument.weight[1] = 1.0
+    moved = run(model, batch)["quantiles"] != run(model, same)["quantiles"]
+    assert moved[1].all() and moved[3].all() and not moved[0].any() and not moved[2].any()
+    with pytest.raises(ValueError, match="input_mean"):
+        model.set_scaling(torch.zeros(5), *unit[1:])

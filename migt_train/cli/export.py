@@ -9,13 +9,14 @@ the bars a run with those overrides reads (before feature warm-up): bars of data
 start, in UTC: tz-aware ISO 8601 text in CSV (`2024-01-01T23:00:00+00:00`), a tz-aware column in parquet.
 A file of several contracts gives the front-contract series with each bar's contract in `symbol`.
 Reading the file back with `data=ohlcv data.path=OUT` (and the same session keys) gives the same market.
-The file is written atomically (temp file + rename); an existing file is kept unless --force.
+The file is written atomically (temp file + rename); an existing file is kept unless --force. Several
+instruments (data.path a map or list, data.synthetic.instruments > 1) are written one file each, OUT_<name>.csv.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -27,18 +28,37 @@ FORMATS = {".csv": "csv", ".parquet": "parquet"}
 
 
 def export_bars(out: str | Path, overrides: Sequence[str] = (), force: bool = False) -> tuple[Path, int]:
-    """Write the configured bars to `out` (.csv or .parquet); returns (path, number of bars)."""
-    from migt_train.data.build import run_bars
-    from migt_train.utils.io import atomic_write
+    """Write the configured bars to `out` (.csv or .parquet); returns (path, number of bars). Several
+    instruments (data.path a map or list, data.synthetic.instruments > 1): export_instruments."""
+    written = export_instruments(out, overrides, force)
+    if len(written) > 1:
+        raise MigtError(f"{out}: the config names {len(written)} instruments; they were written to "
+                        f"{', '.join(str(p) for p, _ in written)}")
+    return written[0]
+
+
+def export_instruments(out: str | Path, overrides: Sequence[str] = (), force: bool = False) -> list[tuple[Path, int]]:
+    """Write the configured bars: to `out` for one instrument, else one file per instrument, OUT_<name>.csv;
+    returns [(path, number of bars)]."""
+    from migt_train.data.instruments import instrument_series
 
     out = Path(out)
-    fmt = FORMATS.get(out.suffix.lower())
-    if fmt is None:
+    if FORMATS.get(out.suffix.lower()) is None:
         raise MigtError(f"{out}: unknown file type {out.suffix!r}; use .csv or .parquet")
-    if out.exists() and not force:
-        raise MigtError(f"{out}: exists; pass --force to replace it")
     cfg = compose_config(overrides)
-    series = run_bars(cfg.data)
+    per = instrument_series(cfg.data)
+    paths = {name: out if name is None else out.with_name(f"{out.stem}_{name}{out.suffix}") for name in per}
+    taken = [str(p) for p in paths.values() if p.exists()]
+    if taken and not force:
+        raise MigtError(f"{', '.join(taken)}: exist{'s' if len(taken) == 1 else ''}; pass --force to replace")
+    return [(_write(paths[name], series), len(series.bars)) for name, series in per.items()]
+
+
+def _write(out: Path, series: Any) -> Path:
+    """One instrument's SeriesBars -> `out`."""
+    from migt_train.utils.io import atomic_write
+
+    fmt = FORMATS[out.suffix.lower()]
     bars = series.bars[["timestamp", "open", "high", "low", "close", "volume"]].copy()
     if series.contract is not None:  # read back, the front series' rolls fall on the same days
         bars["symbol"] = series.contract
@@ -51,7 +71,7 @@ def export_bars(out: str | Path, overrides: Sequence[str] = (), force: bool = Fa
     else:
         bars["timestamp"] = ts
         atomic_write(out, lambda p: bars.to_parquet(p, index=False, engine="pyarrow"))
-    return out, len(bars)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,8 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args
 
     def body() -> int:
-        path, n = export_bars(args.out, args.overrides, args.force)
-        print(f"{path}: {n} bars")
+        for path, n in export_instruments(args.out, args.overrides, args.force):
+            print(f"{path}: {n} bars")
         return 0
 
     return run_main(body)

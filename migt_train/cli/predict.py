@@ -6,7 +6,8 @@ another), forecasting from the latest complete bar (`--last N`: the last N bars,
 lookback; `--partial`: a last bar still forming too, flagged). Writes <run dir>/forecasts/<timestamp>/ (or
 `--out DIR`) forecasts.parquet (the predictions.parquet columns plus close, price_q_<level> and partial) and
 prints the latest forecast as a table of horizon x level, in price and %. The run's bar size, horizons and
-lookback cannot be overridden.
+lookback cannot be overridden. A pooled run forecasts each of its instruments' latest bars
+(`data.path={ES:today_es.csv}` for some of them).
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ QUANTILE_PREFIX = "q_"
 
 
 def latest_table(forecasts: pd.DataFrame) -> str:
-    """The last forecast origin as text: one line per horizon, each level as price (change %)."""
+    """The last forecast origin as text: one line per horizon, each level as price (change %); a pooled run's
+    forecasts (an `instrument` column) give one such table per instrument."""
+    if "instrument" in forecasts:
+        return "\n\n".join(f"{name}: " + latest_table(part.drop(columns="instrument"))
+                            for name, part in forecasts.groupby("instrument", sort=False))
     last = forecasts[forecasts["row"] == forecasts["row"].max()]
     levels = [c[len(QUANTILE_PREFIX):] for c in last.columns if c.startswith(QUANTILE_PREFIX)]
     close = float(last["close"].iloc[0])
@@ -80,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise MigtError(f"--last: must be >= 1 (got {args.last})")
         out, forecasts = predict_run(args.run_dir, args.overrides, None if args.all else args.last, args.partial,
                                      args.out)
-        print(f"{out / 'forecasts.parquet'} ({forecasts['row'].nunique()} bars x {forecasts['horizon'].nunique()} horizons)")
+        what = f"{forecasts['instrument'].nunique()} instruments, " if "instrument" in forecasts else ""
+        print(f"{out / 'forecasts.parquet'} ({what}{forecasts['row'].nunique()} bars x {forecasts['horizon'].nunique()} horizons)")
         print(latest_table(forecasts))
         return 0
 

@@ -99,7 +99,19 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
         "epochs": metrics.get("epochs_run", sum(1 for e in history if e.get("epoch", 1) >= 1)),
         "best_epoch": best_epoch,
         "status": status,
+        # a pooled run: each instrument's test figures (metrics.json per_instrument), None for one instrument
+        "per_instrument": {name: _scores(block) for name, block in metrics["per_instrument"].items()}
+        if isinstance(metrics.get("per_instrument"), dict) else None,
     }
+
+
+def _scores(block: dict[str, Any]) -> dict[str, Any]:
+    """An instrument's row of a pooled run: the run's test columns, from its per_instrument block."""
+    test = block.get("test") or {}
+    return {"test_pinball": test.get("pinball_loss"), "calibration_error": test.get("calibration_error"),
+            "calibration_p": (block.get("calibration_noise") or {}).get("p_value"),
+            "skill_vs_climatology": block.get("skill_vs_climatology"),
+            "skill_vs_best_baseline": block.get("skill_vs_best_baseline"), "best_baseline": block.get("best_baseline")}
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -131,7 +143,11 @@ def _fmt(v: Any) -> str:
 def format_table(rows: list[dict[str, Any]]) -> str:
     cols = ["data", "run", "tag", "status", "epochs", "best_epoch", "best_val_loss", "test_pinball", "calibration_error",
             "calibration_p", "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "overrides"]
-    cells = [[_fmt(r[c]) for c in cols] for r in rows]
+    cells = []
+    for r in rows:
+        cells.append([_fmt(r[c]) for c in cols])
+        for name, scores in (r.get("per_instrument") or {}).items():  # a pooled run: one line per instrument below it
+            cells.append([f"  {name}" if c == "run" else _fmt(scores.get(c)) for c in cols])
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]

@@ -1,5 +1,5 @@
-"""load_market(cfg.data) -> MarketData: source -> validated bars -> cached features -> targets, windows,
-time info, purged splits (and the oracle for the synthetic market)."""
+"""The steps of load_market (data/assemble.py) per instrument: a source's bars (synthetic market, the user's
+file) -> cached features, and what is known at each row about the horizons ahead."""
 
 from __future__ import annotations
 
@@ -18,13 +18,12 @@ from migt_train.data.sources import cache
 from migt_train.data.sources.calendar import time_info
 from migt_train.volatility.events import event_bars, event_features
 from migt_train.data.features import FEATURE_NAMES, FEATURE_VERSION, FEATURE_WARMUP, compute_features, warmup_rows
-from migt_train.data.market import MarketData
 from migt_train.data.sources.ohlcv import COLUMNS as OHLCV_COLUMNS, read_ohlcv
 from migt_train.data.sources.series import SeriesBars, series_bars
 from migt_train.data.schema import DataSchema
-from migt_train.data.splits import check_split_config, make_splits
-from migt_train.data.synthetic import STATE_COLUMNS, SyntheticConfig, SyntheticOracle, config_key, generate
-from migt_train.data.returns import horizon_name, log_return_targets, sample_rows, segment_first_rows, window_starts
+from migt_train.data.splits import check_split_config
+from migt_train.data.synthetic import SyntheticConfig, config_key, generate
+from migt_train.data.returns import horizon_name
 from migt_train.volatility.anchor import AnchorFit, anchor_realized_context, anchor_sigma, fit_anchor
 from migt_train.errors import MigtError
 from migt_train.volatility.realized import bar_variance
@@ -63,6 +62,10 @@ def synthetic_config(cfg: Any) -> SyntheticConfig:
         raise MigtError(f"data.synthetic.sv_persistence: must be in [0, 1), got {out.sv_persistence}")
     if out.intrabar_steps < 1 or out.oracle_paths < 2:
         raise MigtError("data.synthetic: intrabar_steps must be >= 1 and oracle_paths >= 2")
+    if out.instruments < 1 or out.lead_bars < 0 or not (0 <= out.common_vol_share <= 1 and 0 <= out.common_shock_share <= 1):
+        raise MigtError("data.synthetic: instruments must be >= 1, lead_bars >= 0 and common_vol_share, "
+                        f"common_shock_share in [0, 1] (got {out.instruments}, {out.lead_bars}, {out.common_vol_share}, "
+                        f"{out.common_shock_share})")
     return out
 
 
@@ -75,6 +78,20 @@ def synthetic_bars(syn: SyntheticConfig, s: DataSchema) -> pd.DataFrame:
         bars = generate(syn, s.bar_minutes, s.session_tz, s.start_minute)
         cache.write(path, bars, key)
     return bars
+
+
+def synthetic_family_bars(syn: SyntheticConfig, s: DataSchema) -> list[pd.DataFrame]:
+    """data.synthetic.instruments > 1: each member's generated market with its latent state, cached per member."""
+    from migt_train.data.synthetic.family import generate_family
+
+    key = config_key(syn, s.bar_minutes, s.session_tz, s.start_minute)
+    paths = [cache.cache_path(s.cache_path, "synthetic", {**key, "member": j}) for j in range(syn.instruments)]
+    frames = [cache.read(p) for p in paths]
+    if any(f is None for f in frames):
+        frames = generate_family(syn, s.bar_minutes, s.session_tz, s.start_minute)
+        for j, (p, f) in enumerate(zip(paths, frames)):
+            cache.write(p, f, {**key, "member": j})
+    return frames  # type: ignore[return-value]
 
 
 def file_digest(path: Path) -> str:
@@ -150,83 +167,6 @@ def run_bars(cfg: Any) -> SeriesBars:
         raw = synthetic_bars(synthetic_config(s.synthetic), s)[list(OHLCV_COLUMNS)]
         return SeriesBars(raw, np.zeros(len(raw), np.int64), None, None, float(s.bar_minutes))
     return file_bars(Path(str(s.path)).expanduser(), s)
-
-
-def load_market(cfg: Any, anchor_fit: AnchorFit | None = None, trained: bool = False) -> MarketData:
-    """cfg: the data config (DictConfig or mapping) -> MarketData. anchor_fit: a trained run's volatility
-    anchor (data.vol_anchor), applied with its parameters fixed instead of fitting one on these bars.
-    trained: cfg is a trained run's (its bar size cannot change)."""
-    s = DataSchema.from_config(cfg)
-    syn: SyntheticConfig | None = None
-    raw: pd.DataFrame | None = None
-    if s.source == "synthetic":
-        syn = synthetic_config(s.synthetic)
-        raw = synthetic_bars(syn, s)
-        identity = {"synthetic": config_key(syn, s.bar_minutes, s.session_tz, s.start_minute)}
-        frame, rolls = _processed(s, identity, lambda: SeriesBars(raw, np.zeros(len(raw), np.int64), None, None,
-                                                               float(s.bar_minutes)))
-        name = "synthetic market"
-    else:
-        path = Path(str(s.path)).expanduser().resolve()
-        if not path.is_file():
-            raise MigtError(f"{path}: file not found")
-        identity = {"path": str(path), "sha256": file_digest(path), "sort": s.sort, "timezone": s.timezone,
-                    "timestamp_label": s.timestamp_label, "session_tz": s.session_tz, "session_start": s.start_minute,
-                    "session_end": s.end_minute, "symbol": s.symbol}
-        frame, rolls = _processed(s, identity, lambda: file_bars(path, s, trained))
-        name = str(path)
-
-    lookback_ns = int(round(s.lookback_hours * 3600e9))
-    lookback_bars = min(s.max_seq_len, int(s.lookback_hours * 60 // s.bar_minutes))
-    max_h = max(s.horizons)
-    segment = frame["_segment"].to_numpy()
-    seg_first = segment_first_rows(segment)
-    longest = int(np.max(np.bincount(segment - segment.min()))) if len(frame) else 0
-    if longest < lookback_bars + max_h + 1:
-        raw_rows = int(frame["_raw_row"].iloc[-1]) + 1 if len(frame) else 0
-        where = " in one contract between rolls" if rolls and rolls.get("rolls") else ""
-        raise MigtError(
-            f"{name}: too few bars ({raw_rows} rows): need feature warm-up {FEATURE_WARMUP} + lookback {lookback_bars} "
-            f"+ longest horizon {max_h} + 1 = {FEATURE_WARMUP + lookback_bars + max_h + 1}{where}"
-        )
-
-    ts = frame["timestamp"].to_numpy().astype("datetime64[ns]")
-    info = time_info(ts, s.session_tz, s.start_minute, s.bar_minutes)
-    targets = log_return_targets(frame["_close"].to_numpy(), s.horizons, segment)
-    start, full = window_starts(ts, lookback_ns, s.max_seq_len, seg_first)
-    samples = sample_rows(targets, full)
-    if len(samples) == 0:
-        raise MigtError(f"{name}: no sample has a full lookback and all horizons ({len(frame)} rows after warm-up)")
-    splits = make_splits(
-        samples,
-        ts,
-        start,
-        max_h,
-        by=str(s.split.by),
-        val_fraction=s.split.val_fraction,
-        test_fraction=s.split.test_fraction,
-        val_start=s.split.val_start,
-        test_start=s.split.test_start,
-        tz=s.session_tz,
-    )
-
-    oracle = None
-    if syn is not None and raw is not None:
-        idx = frame["_raw_row"].to_numpy()
-        state = {c: raw[c].to_numpy(np.float64)[idx] for c in STATE_COLUMNS}
-        oracle = SyntheticOracle(state["_bar_var"], state["_sv"], state["_garch_next"], s.horizons, syn, s.bar_minutes)
-
-    context, fit = _horizon_context(s, frame, ts, info, start, splits, anchor_fit)
-    return MarketData(
-        **context,
-        anchor_fit=fit,
-        **market_fields(s, frame, ts, info, start, targets),
-        splits={k: long_tensor(v) for k, v in splits.items()},
-        source=s.source,
-        oracle=oracle,
-        rolls=rolls,
-        close=frame["_close"].to_numpy(np.float64),
-    )
 
 
 def _horizon_context(s: DataSchema, frame: pd.DataFrame, ts: np.ndarray, info: dict, start: np.ndarray,

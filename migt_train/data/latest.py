@@ -4,18 +4,20 @@ future data, no splits, no cache: a file needs only the feature warm-up plus one
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from migt_train.data.build import featurise, horizon_context, long_tensor, market_fields, synthetic_bars, synthetic_config
+from migt_train.data.assemble import anchor_fit_of, model_instruments, with_cross_inputs
+from migt_train.data.build import featurise, horizon_context, long_tensor, market_fields
+from migt_train.data.instruments import sources
+from migt_train.data.pooled import pool_markets
 from migt_train.data.schema import DataSchema
 from migt_train.data.sources.calendar import time_info
 from migt_train.data.features import FEATURE_WARMUP
 from migt_train.data.market import MarketData
-from migt_train.data.sources.ohlcv import parse_ohlcv, read_ohlcv
+from migt_train.data.sources.ohlcv import parse_ohlcv
 from migt_train.data.sources.series import SeriesBars, series_bars
 from migt_train.data.returns import log_return_targets, segment_first_rows, window_starts
 from migt_train.volatility.anchor import AnchorFit
@@ -67,16 +69,17 @@ def _still_forming(series: SeriesBars, bar_minutes: int, source: str, partial: b
     return True
 
 
-def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None = 1,
-                  anchor_fit: AnchorFit | None = None, partial: bool = False,
-                  now: np.datetime64 | None = None) -> MarketData:
+def latest_market(cfg: Any, table: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None, last: int | None = 1,
+                  anchor_fit: AnchorFit | Mapping[str, AnchorFit] | None = None, partial: bool = False,
+                  now: np.datetime64 | None = None, instruments: Sequence[str] | None = None) -> MarketData:
     """cfg: the run's data config (its data.path is read unless `table` is given: a frame as read_ohlcv
-    would read the file; with data.source=synthetic and no table, the run's own synthetic market).
-    anchor_fit: the run's stored volatility anchor, required when data.vol_anchor is on (filtered through
-    these bars with its parameters fixed, never refitted). -> MarketData whose `splits["forecast"]` holds
-    the last `last` rows that have a full lookback in the latest contract segment (all such rows of every
-    segment when last is None). Targets are the realised log returns where the data reaches far enough,
-    NaN where the future is unknown.
+    would read the file, or {name: frame} for a pooled run; with data.source=synthetic and no table, the run's
+    own synthetic market). anchor_fit: the run's stored volatility anchor ({name: fit} for a pooled run),
+    required when data.vol_anchor is on (filtered through these bars with its parameters fixed, never
+    refitted). instruments: a pooled run's instrument names (its model's ids). -> MarketData whose
+    `splits["forecast"]` holds, per instrument, the last `last` rows that have a full lookback in the latest
+    contract segment (all such rows of every segment when last is None). Targets are the realised log returns
+    where the data reaches far enough, NaN where the future is unknown.
     The last bar is still forming when the file's rows do not cover its whole span or it ends after `now`
     (default: the clock): it is left out unless `partial`; then `splits["partial"]` holds its row.
     """
@@ -84,20 +87,39 @@ def latest_market(cfg: Any, table: pd.DataFrame | None = None, last: int | None 
     if s.vol_anchor and anchor_fit is None:
         raise MigtError("data.vol_anchor: the model forecasts from the volatility anchor fitted on its training bars, "
                         "but no stored fit was given (load the run with migt_train.load_run)")
-    if table is None and s.source == "synthetic":
-        source = "synthetic market"
-        raw = synthetic_bars(synthetic_config(cfg.get("synthetic")), s)
-        series = SeriesBars(raw[OHLCV_COLUMNS].reset_index(drop=True), np.zeros(len(raw), np.int64), None, None,
-                            float(s.bar_minutes))
-    else:
-        if table is None:
-            path = Path(str(s.path)).expanduser()
-            source = str(path)
-            raw = read_ohlcv(path, sort=s.sort, timezone=s.timezone)
-        else:
-            source = "frame"
-            raw = parse_ohlcv(table, source, sort=s.sort, timezone=s.timezone)
-        series = series_bars(raw, s, source, trained=True)
+    inputs = _latest_series(cfg, s, table)
+    names = [name for name, _, _ in inputs]
+    model_names = model_instruments(names, instruments, s.cross_asset)
+    markets = {name: _latest_one(s, label, series, last, partial, now,
+                                 anchor_fit if not model_names else anchor_fit_of(anchor_fit, str(name)))
+               for name, label, series in inputs}
+    if not model_names:
+        return markets[names[0]]
+    if s.cross_asset:
+        markets = with_cross_inputs(markets, model_names)
+    return pool_markets(markets, model_names)
+
+
+def _latest_series(cfg: Any, s: DataSchema, table: Any) -> list[tuple[str | None, str, SeriesBars]]:
+    """[(name, label, bars)] of every instrument to forecast: the given frames, else the run's sources."""
+    if table is not None:
+        frames = dict(table) if isinstance(table, Mapping) else {None: table}
+        out = []
+        for name, frame in frames.items():
+            label = "frame" if name is None else f"frame {name}"
+            raw = parse_ohlcv(frame, label, sort=s.sort, timezone=s.timezone)
+            out.append((name, label, series_bars(raw, s, label, trained=True)))
+        return out
+    if s.source == "synthetic":
+        return [(src.name, src.label, SeriesBars(src.raw()[OHLCV_COLUMNS].reset_index(drop=True),
+                                                 np.zeros(len(src.raw()), np.int64), None, None, float(s.bar_minutes)))
+                for src in sources(cfg, s, trained=True) if src.raw is not None]
+    return [(src.name, src.label, src.read()) for src in sources(cfg, s, trained=True)]
+
+
+def _latest_one(s: DataSchema, source: str, series: SeriesBars, last: int | None, partial: bool,
+                now: np.datetime64 | None, anchor_fit: AnchorFit | None) -> MarketData:
+    """One instrument's bars -> its MarketData with the forecast rows (see latest_market)."""
     bars, segment, record = series.bars, series.segment, series.record
     forming = _still_forming(series, s.bar_minutes, source, partial, now)
     if forming and not partial:

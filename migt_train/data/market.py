@@ -10,8 +10,10 @@ import torch
 
 # the keys of MarketData.batch the model takes as its `time` dict: the calendar, plus what is known at the
 # forecast origin about the horizons ahead (vol_anchor (B, H), realized (B, K), events (B, H, E); see
-# volatility/anchor.py, volatility/realized.py and volatility/events.py); a model that does not use them ignores them
-TIME_KEYS = ("bar_in_day", "day_of_week", "day_of_month", "day_of_year", "vol_anchor", "realized", "events")
+# volatility/anchor.py, volatility/realized.py and volatility/events.py), and whose window it is (instrument
+# (B,), the model's instrument id: 0 unless several instruments are pooled); a model that does not use them
+# ignores them
+TIME_KEYS = ("bar_in_day", "day_of_week", "day_of_month", "day_of_year", "vol_anchor", "realized", "events", "instrument")
 # the keys of MarketData.batch a training or evaluation step moves to the device
 BATCH_KEYS = ("features", "mask", *TIME_KEYS, "targets")
 
@@ -61,6 +63,11 @@ class MarketData:
     realized: torch.Tensor | None = None
     # the fitted volatility anchor (data.vol_anchor: data.vol_anchor.AnchorFit; a run stores it as vol_anchor.json)
     anchor_fit: Any = None
+    # several instruments pooled (data/pooled.py): the model's instrument names (its ids index them) and each
+    # row's id; rows are one block per instrument in id order. [] and zeros for one instrument. Then `oracle`,
+    # `rolls` and `anchor_fit` are per instrument ({name: ...}; the oracle one that answers each block).
+    instruments: list[str] = field(default_factory=list)
+    instrument: torch.Tensor | None = None
     _steps: torch.Tensor = field(init=False, repr=False)
     _full: torch.Tensor = field(init=False, repr=False)
 
@@ -72,6 +79,8 @@ class MarketData:
             self.events = torch.zeros(n, h, 0, device=self.features.device)
         if self.realized is None:
             self.realized = torch.zeros(n, 0, device=self.features.device)
+        if self.instrument is None:
+            self.instrument = torch.zeros(n, dtype=torch.long, device=self.features.device)
         self._steps = torch.arange(self.max_seq_len, dtype=torch.long, device=self.features.device)
         # host-side: whether row i's window has all max_seq_len bars (no padding), read per batch
         # without touching the device
@@ -94,6 +103,11 @@ class MarketData:
         return bool(self._full[rows].all())
 
     @property
+    def n_instruments(self) -> int:
+        """The model's instruments: 1 unless several are pooled."""
+        return max(1, len(self.instruments))
+
+    @property
     def n_features(self) -> int:
         return self.features.shape[1]
 
@@ -106,8 +120,8 @@ class MarketData:
         """Windows ending at `rows` (B,), left-padded to max_seq_len: one gather, no Python per sample.
 
         Returns features (B, T, V) (zeros where padded), mask (B, T) True = real bar, bar_in_day (B, T),
-        day_of_week / day_of_month / day_of_year (B,), vol_anchor (B, H), events (B, H, E), targets (B, H),
-        rows (B,).
+        day_of_week / day_of_month / day_of_year (B,), vol_anchor (B, H), events (B, H, E), instrument (B,),
+        targets (B, H), rows (B,).
         """
         rows = rows.to(self.features.device)
         pos = rows[:, None] - (self.max_seq_len - 1) + self._steps
@@ -123,6 +137,7 @@ class MarketData:
             "vol_anchor": self.vol_anchor[rows],
             "events": self.events[rows],
             "realized": self.realized[rows],
+            "instrument": self.instrument[rows],
             "targets": self.targets[rows],
             "rows": rows,
         }
@@ -136,14 +151,27 @@ class MarketData:
         return slice(int(self.window_start[rows[0]]), int(rows[-1]) + 1)
 
     def feature_stats(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-variable mean and std over the bars that the split's windows can see (no look-ahead)."""
+        """Per-variable mean and std over the bars that the split's windows can see (no look-ahead); pooled:
+        (I, V), each instrument's over its own bars."""
+        if self.n_instruments > 1:
+            return self._per_instrument(lambda d: d.feature_stats(split))
         x = self.features[self.visible_bars(split)].double()
         return x.mean(0).float(), x.std(0).clamp_min(1e-8).float()
 
     def target_stats(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-horizon mean and std of the split's targets, for loss standardisation."""
+        """Per-horizon mean and std of the split's targets, for loss standardisation; pooled: (I, H), each
+        instrument's own."""
+        if self.n_instruments > 1:
+            return self._per_instrument(lambda d: d.target_stats(split))
         y = self.split_targets(split).double()
         return y.mean(0).float(), y.std(0).clamp_min(1e-12).float()
+
+    def _per_instrument(self, stats) -> tuple[torch.Tensor, torch.Tensor]:
+        """stats(single-instrument market) -> (a, b) stacked over the model's instruments (all must have rows)."""
+        from migt_train.data.pooled import instrument_view
+
+        parts = [stats(instrument_view(self, name)) for name in self.instruments]
+        return torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts])
 
     def anchored_quantiles(self, levels: Sequence[float], split: str = "train") -> torch.Tensor:
         """(H, Q) empirical quantiles of the split's targets in units of the volatility anchor (y / sigma_h):

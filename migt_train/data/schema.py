@@ -61,7 +61,9 @@ class SplitSchema:
 @dataclass
 class DataSchema:
     source: str = "synthetic"  # synthetic | ohlcv
-    path: Optional[str] = None  # the bars file of data=ohlcv (parquet, CSV, DBN)
+    # the bars file of data=ohlcv (parquet, CSV, DBN), or several instruments in one model: a map NAME -> file
+    # or a list of files (names from the stems)
+    path: Optional[Any] = None
     bar_minutes: int = 5
     lookback_hours: float = 24
     horizon_minutes: List[int] = field(default_factory=lambda: list(HORIZON_MINUTES))
@@ -76,6 +78,7 @@ class DataSchema:
     sort: bool = False
     vol_anchor: bool = False  # the causal GARCH-t / time-of-day std per horizon (volatility/anchor.py)
     event_calendar: bool = False  # the scheduled-release features (volatility/events.py)
+    cross_asset: bool = False  # several instruments: each window also sees the others' bars (data/cross_asset.py)
     cache_dir: Optional[str] = None  # null -> $MIGT_CACHE_DIR, else ~/.cache/migt_train
     split: SplitSchema = field(default_factory=SplitSchema)
     synthetic: Optional[Any] = None  # checked against data.synthetic.SyntheticConfig (data.build.synthetic_config)
@@ -145,6 +148,7 @@ class DataSchema:
             sort=bool(v["sort"]),
             vol_anchor=bool(v["vol_anchor"]),
             event_calendar=bool(v["event_calendar"]),
+            cross_asset=bool(v["cross_asset"]),
             cache_dir=v["cache_dir"],
             split=SplitSchema(**{f.name: setting(split, f.name, SplitSchema) for f in dataclasses.fields(SplitSchema)}),
             synthetic=v["synthetic"],

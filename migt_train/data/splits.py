@@ -9,6 +9,8 @@ is enough.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -71,31 +73,68 @@ def make_splits(
     tz: str = "America/New_York",
 ) -> dict[str, np.ndarray]:
     """samples: sorted sample rows -> {"train", "val", "test"}: sorted int64 rows, purged."""
-    check_split_config(by, val_fraction, test_fraction, val_start, test_start)
-    samples = np.asarray(samples, dtype=np.int64)
-    if by == "all":  # scoring a trained model on another file: every sample is a test sample
-        if len(samples) == 0:
-            raise MigtError("data.split: no samples to score (0 rows)")
-        return {name: samples.copy() for name in NAMES}
-    if by == "fraction":
-        label = _by_fraction(len(samples), float(val_fraction), float(test_fraction))
-    else:
-        ts_ns = np.asarray(timestamps).astype("datetime64[ns]").astype(np.int64)[samples]
-        label = _by_date(ts_ns, val_start, test_start, tz)
+    return pooled_splits([(samples, timestamps, window_start)], max_horizon, by, val_fraction, test_fraction,
+                         val_start, test_start, tz)[0]
 
-    raw = [samples[label == i] for i in range(3)]
-    keep = [np.ones(len(r), dtype=bool) for r in raw]
+
+def pooled_splits(
+    parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    max_horizon: int,
+    by: str = "fraction",
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    val_start=None,
+    test_start=None,
+    tz: str = "America/New_York",
+    names: Sequence[str] | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Splits of several instruments that share their boundaries in time. parts: per instrument (sorted sample
+    rows, timestamps of its rows, window_start of its rows) -> per instrument {"train", "val", "test"}.
+
+    `fraction` cuts the union of every instrument's sample times, so each split is one period for all of them;
+    purging is in time across instruments: a sample of an earlier split is kept when its target ends (the bar
+    max_horizon rows on) before the first sample of the later split of any instrument, a sample of a later
+    split when its window starts after the last sample of the earlier split of any instrument. So no
+    instrument's val or test period is inside another's training targets or windows. With one instrument this
+    is the row rule of the module docstring (timestamps increase with rows)."""
+    check_split_config(by, val_fraction, test_fraction, val_start, test_start)
+    samples = [np.asarray(p[0], dtype=np.int64) for p in parts]
+    if by == "all":  # scoring a trained model on another file: every sample is a test sample
+        if sum(len(s) for s in samples) == 0:
+            raise MigtError("data.split: no samples to score (0 rows)")
+        return [{name: s.copy() for name in NAMES} for s in samples]
+    ts = [np.asarray(p[1]).astype("datetime64[ns]").astype(np.int64) for p in parts]
+    start = [np.asarray(p[2], dtype=np.int64) for p in parts]
+    sample_ts = [t[s] for t, s in zip(ts, samples)]
+    if by == "fraction":
+        every = np.sort(np.concatenate(sample_ts))
+        n = len(every)
+        cuts = [n - int(round(n * float(test_fraction))) - int(round(n * float(val_fraction))), n - int(round(n * float(test_fraction)))]
+        bounds = [every[c] if c < n else np.iinfo(np.int64).max for c in cuts]
+        labels = [(st >= bounds[0]).astype(np.int64) + (st >= bounds[1]).astype(np.int64) for st in sample_ts]
+    else:
+        labels = [_by_date(st, val_start, test_start, tz) for st in sample_ts]
+
+    raw = [[s[lab == i] for i in range(3)] for s, lab in zip(samples, labels)]
+    keep = [[np.ones(len(r), dtype=bool) for r in inst] for inst in raw]
     for i in range(3):
         for j in range(i + 1, 3):
-            if len(raw[i]) and len(raw[j]):
-                keep[i] &= raw[i] + max_horizon < raw[j][0]
-                keep[j] &= window_start[raw[j]] > raw[i][-1]
-    out = {name: r[k] for name, r, k in zip(NAMES, raw, keep)}
-    empty = [name for name, rows in out.items() if len(rows) == 0]
-    if empty:
-        sizes = ", ".join(f"{name} {len(r)} -> {len(out[name])}" for name, r in zip(NAMES, raw))
-        raise MigtError(
-            f"data.split: {' and '.join(empty)} split empty after purging (samples before -> after purging: "
-            f"{sizes}; {len(samples)} samples in all); use more data or change the split"
-        )
+            ends = [t[r[i][-1]] for t, r in zip(ts, raw) if len(r[i])]
+            firsts = [t[r[j][0]] for t, r in zip(ts, raw) if len(r[j])]
+            if not ends or not firsts:
+                continue
+            last_i, first_j = max(ends), min(firsts)
+            for k, (t, r) in enumerate(zip(ts, raw)):
+                keep[k][i] &= t[r[i] + max_horizon] < first_j
+                keep[k][j] &= t[start[k][r[j]]] > last_i
+    out = [{name: r[i][kp[i]] for i, name in enumerate(NAMES)} for r, kp in zip(raw, keep)]
+    for k, split in enumerate(out):
+        empty = [name for name, rows in split.items() if len(rows) == 0]
+        if empty:
+            sizes = ", ".join(f"{name} {len(r)} -> {len(split[name])}" for name, r in zip(NAMES, raw[k]))
+            who = f"{names[k]}: " if names is not None and len(parts) > 1 else ""
+            raise MigtError(
+                f"data.split: {who}{' and '.join(empty)} split empty after purging (samples before -> after purging: "
+                f"{sizes}; {len(samples[k])} samples in all); use more data or change the split"
+            )
     return out

@@ -187,6 +187,33 @@ def run_precision(cfg: Any, device: Any) -> Any:
     return Precision.for_device(device, trainer.mixed_precision, trainer.amp_dtype)
 
 
+def run_instruments(ckpt: dict) -> list[str] | None:
+    """A pooled run's instrument names (its model's ids), None for a single-instrument run."""
+    names = ckpt.get("instruments") or []
+    return [str(n) for n in names] if len(names) > 1 else None
+
+
+def only_instruments(data: Any, names: list[str]) -> Any:
+    """The pooled market with test rows of `names` only (evaluation.instruments); one MigtError naming a name
+    the data lacks."""
+    import torch
+    from dataclasses import replace
+
+    from migt_train.data.pooled import instrument_bounds
+
+    bounds = instrument_bounds(data) if data.instruments else {}
+    unknown = [n for n in names if n not in bounds]
+    if unknown or not names:
+        raise MigtError(f"config key 'evaluation.instruments': {', '.join(unknown) or '[]'} not among the data's "
+                        f"instruments ({', '.join(bounds) or 'one unnamed instrument'})")
+    test = data.splits["test"]
+    keep = torch.zeros(len(test), dtype=torch.bool)
+    for n in names:
+        lo, hi = bounds[n]
+        keep |= (test >= lo) & (test < hi)
+    return replace(data, splits={**data.splits, "test": test[keep]})
+
+
 def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = (),
                         out: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """Library form of the CLI: returns (evaluation dir, metrics). `out`: the directory to write into (new or
@@ -207,7 +234,10 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = (),
     device = resolve_device(ev.device, key="evaluation.device")
     precision = run_precision(cfg, device)
     with output_dir(run_dir, "evaluations", out) as out_dir:
-        data = load_market(cfg.data, anchor_fit=run_anchor_fit(run_dir, cfg), trained=True)
+        data = load_market(cfg.data, anchor_fit=run_anchor_fit(run_dir, cfg), instruments=run_instruments(ckpt),
+                           trained=True)
+        if ev.instruments is not None:
+            data = only_instruments(data, list(ev.instruments))
         model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)
         write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
         write_text(out_dir / "overrides.txt", "".join(f"{a}\n" for a in overrides))

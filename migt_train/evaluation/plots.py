@@ -136,3 +136,47 @@ def plot_calibration(
     ax_i.legend(loc="best", fontsize=8, framealpha=0.85)
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
+
+
+def plot_instrument_calibration(per_instrument: Mapping[str, Mapping[str, Any]], levels: Sequence[float],
+                                path: str | os.PathLike, title: str = "Test calibration per instrument") -> Path:
+    """A pooled run's reliability diagram, one panel per instrument (metrics.json per_instrument): nominal level
+    vs observed coverage per horizon and over all horizons, the band an exactly calibrated forecast stays within
+    on the instrument's own test rows, its best baseline dashed; calibration error and p-value in the title."""
+    from migt_train.evaluation.metrics import level_key
+
+    names = list(per_instrument)
+    cols = min(4, len(names))
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(3.6 * cols, 3.7 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    taus = [float(t) for t in levels]
+    for ax, name in zip(axes, names):
+        block = per_instrument[name]
+        test, noise = block["test"], block.get("calibration_noise")
+        ax.plot([0, 1], [0, 1], color="black", lw=1, ls=":")
+        if noise is not None:
+            band = noise["coverage_band95"]
+            ax.fill_between(taus, [band[level_key(t)][0] for t in taus], [band[level_key(t)][1] for t in taus],
+                            color="tab:gray", alpha=0.2, lw=0)
+        for h, m in test["per_horizon"].items():
+            ax.plot(taus, [m["coverage"][level_key(t)] for t in taus], marker="o", ms=3, lw=1.1, label=h)
+        ax.plot(taus, [test["coverage"][level_key(t)] for t in taus], color="black", lw=2, alpha=0.6, label="all")
+        best = block.get("best_baseline")
+        if best is not None:
+            ref = block["baselines"][best]
+            ax.plot(taus, [ref["coverage"][level_key(t)] for t in taus], color="tab:red", ls="--", lw=1.5,
+                    alpha=0.8, label=best)
+        p = "" if noise is None else f", p = {noise['p_value']:.2f}"
+        ax.set_title(f"{name}: cal. err. {test['calibration_error']:.3f}{p}", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("quantile level τ", fontsize=8)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    axes[0].set_ylabel("observed coverage  P(y ≤ q_τ)", fontsize=8)
+    axes[0].legend(loc="upper left", fontsize=7, framealpha=0.85)
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)

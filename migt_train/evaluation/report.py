@@ -19,7 +19,8 @@ from migt_train.evaluation.calibration_noise import calibration_noise, describe
 from migt_train.evaluation.comparison import baseline_metrics, compare_with_best_baseline, log_comparison
 from migt_train.evaluation.conformal import ConformalShift
 from migt_train.evaluation.metrics import level_key, quantile_metrics
-from migt_train.evaluation.plots import plot_calibration, plot_loss_curves
+from migt_train.evaluation.per_instrument import instrument_lines, per_instrument
+from migt_train.evaluation.plots import plot_calibration, plot_instrument_calibration, plot_loss_curves
 from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE, FIT_SUMMARY_KEYS
 from migt_train.training.inference import predict
 from migt_train.utils.io import atomic_write, write_json
@@ -49,6 +50,9 @@ def predictions_frame(
         "horizon_bars": np.tile(np.asarray(data.horizons, dtype=np.int64), n),
         "target": data.targets[rows].cpu().numpy().reshape(-1),
     }
+    if data.instruments:  # a pooled run: whose forecast each row is
+        names = np.asarray(data.instruments, dtype=object)[data.instrument[rows].cpu().numpy()]
+        frame = {"instrument": np.repeat(names, h), **frame}
     for prefix, qq in {"": q, **(extra or {})}.items():
         flat = qq.cpu().numpy().reshape(n * h, -1)
         for j, tau in enumerate(levels):
@@ -117,15 +121,23 @@ def evaluate_run(
     )
     metrics["calibration_noise"] = calibration_noise(metrics["test"]["calibration_error"], test.numpy(), data.horizons, levels)
 
-    baselines = fit_baselines(data, levels, ewma_halflife)
-    preds = {k: b.predict(test) for k, b in baselines.items()}
-    reports = {k: b.report() for k, b in baselines.items() if hasattr(b, "report")}  # e.g. garch_t_tod's fit
+    per_inst: dict[str, Any] | None = None
+    if data.instruments:  # pooled: each instrument's baselines, fitted on its own training split
+        per_inst, preds = per_instrument(data, q, levels, ewma_halflife)
+        reports: dict[str, Any] = {}
+    else:
+        baselines = fit_baselines(data, levels, ewma_halflife)
+        preds = {k: b.predict(test) for k, b in baselines.items()}
+        reports = {k: b.report() for k, b in baselines.items() if hasattr(b, "report")}  # e.g. garch_t_tod's fit
     metrics["baselines"] = baseline_metrics(preds, y, levels, names, reports)
     # data.split.by=all (another file scored whole) has no training split of its own
     in_sample = torch.equal(data.splits["train"].cpu(), test)
     metrics["baseline_settings"] = {"ewma_halflife_bars": ewma_halflife,
                                     "fitted_on": "test (in-sample: data.split.by=all)" if in_sample else "train"}
     metrics.update(compare_with_best_baseline(q, y, preds, levels, names, block=max(data.horizons)))
+    if per_inst is not None:
+        metrics["instruments"] = list(data.instruments)
+        metrics["per_instrument"] = per_inst
     metrics["oracle"] = None
     if data.oracle is not None:
         q_or = torch.as_tensor(np.asarray(data.oracle.quantiles(test.numpy(), levels)), dtype=torch.float64)
@@ -156,6 +168,8 @@ def evaluate_run(
     reference = (metrics["best_baseline"], metrics["baselines"][metrics["best_baseline"]])
     plot_calibration(metrics["test"], levels, names, plots / "calibration.png", reference=reference,
                      noise=metrics["calibration_noise"])
+    if per_inst is not None:
+        plot_instrument_calibration(per_inst, levels, plots / "calibration_instruments.png")
     if conformal:
         plot_calibration(metrics["test_conformal"], levels, names, plots / "calibration_conformal.png",
                          title="Test calibration after conformal recalibration (fitted on val)", reference=reference)
@@ -168,4 +182,6 @@ def evaluate_run(
     write_json(run_dir / "metrics.json", metrics)
     log_comparison(metrics)
     log.info(describe(metrics["test"]["calibration_error"], metrics["calibration_noise"]))
+    for line in instrument_lines(metrics):
+        log.info(line)
     return metrics

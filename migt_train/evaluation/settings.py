@@ -21,3 +21,4 @@ class EvaluationConfig:
     batch_size: int = 512
     ewma_halflife: float = DEFAULT_EWMA_HALFLIFE
     device: str = "auto"
+    instruments: Optional[List[str]] = None  # a pooled run: the instruments evaluate scores (null: all)

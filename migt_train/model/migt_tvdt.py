@@ -43,6 +43,10 @@ class MIGTTVDT(nn.Module):
         the quantiles of y / sigma_h stay at their training values and the model forecasts a spread factor
         per horizon. Measured on the quickstart market: a learned shape fitted validation-period noise
         (better on val, worse on test than the anchor alone); the learned spread helped on both.
+    n_instruments > 1 (a pooled run, data.path naming several instruments): time["instrument"] (B,) says whose
+        window it is; the input and target scaling buffers hold one row per instrument, and a learned
+        instrument embedding (zero at the start) is added to the variable tokens before the variable stage and
+        to the pooled representation. With 1 the model and its state_dict are the single-instrument ones.
     """
 
     HEAD_SHAPES = ("learned", "fixed")
@@ -54,8 +58,9 @@ class MIGTTVDT(nn.Module):
                  dow_dims: int = 16, dom_dims: int = 16, doy_dims: int = 32, patch_len: int = 1,
                  scale_anchor: int | None = None, vol_anchor: bool = False, n_event_features: int = 0,
                  quantile_levels: list[float] | None = None, anchor_df: float = 5.0, head_shape: str = "learned",
-                 n_realized: int = 0):
+                 n_realized: int = 0, n_instruments: int = 1):
         super().__init__()
+        self.n_instruments = int(n_instruments)
         self.vol_anchor = bool(vol_anchor)
         self.n_realized = int(n_realized)
         self.n_event_features = int(n_event_features)
@@ -63,10 +68,14 @@ class MIGTTVDT(nn.Module):
             raise ValueError(f"quantile_levels has {len(quantile_levels)} levels, n_quantiles is {n_quantiles}")
         self.max_seq_len = max_seq_len
         self.patch_len = patch_len
-        self.register_buffer("input_mean", torch.zeros(n_variables))
-        self.register_buffer("input_std", torch.ones(n_variables))
-        self.register_buffer("target_mean", torch.zeros(n_horizons))
-        self.register_buffer("target_std", torch.ones(n_horizons))
+        per = (self.n_instruments,) if self.n_instruments > 1 else ()  # a pooled run scales each instrument apart
+        self.register_buffer("input_mean", torch.zeros(*per, n_variables))
+        self.register_buffer("input_std", torch.ones(*per, n_variables))
+        self.register_buffer("target_mean", torch.zeros(*per, n_horizons))
+        self.register_buffer("target_std", torch.ones(*per, n_horizons))
+        if self.n_instruments > 1:
+            self.instrument = nn.Embedding(self.n_instruments, d_model)
+            nn.init.zeros_(self.instrument.weight)  # the untrained model treats every instrument alike
         self.revin = RevIN(n_variables)
         self.embed = VariableEmbedding(n_variables, d_model, patch_len)
         self.calendar = CalendarEncoding(d_model, bars_per_day, tod_dims, dow_dims, dom_dims, doy_dims)
@@ -100,6 +109,8 @@ class MIGTTVDT(nn.Module):
             yield "n_heads", f"must divide model.d_model={d_model}", n_heads
         if not 0 <= values["dropout"] < 1:
             yield "dropout", "must lie in [0, 1)", values["dropout"]
+        if values["n_instruments"] < 1:
+            yield "n_instruments", "must be >= 1", values["n_instruments"]
         if values["patch_len"] < 1:
             yield "patch_len", "must be >= 1", values["patch_len"]
         if values["head_shape"] not in MIGTTVDT.HEAD_SHAPES:
@@ -110,10 +121,14 @@ class MIGTTVDT(nn.Module):
     @torch.no_grad()
     def set_scaling(self, input_mean: torch.Tensor, input_std: torch.Tensor,
                     target_mean: torch.Tensor, target_std: torch.Tensor) -> None:
-        """Copy the training split's per-variable input and per-horizon target statistics into the buffers."""
+        """Copy the training split's per-variable input and per-horizon target statistics into the buffers
+        (one row per instrument when n_instruments > 1: MarketData's stats of a pooled market)."""
         for name, value in (("input_mean", input_mean), ("input_std", input_std),
                             ("target_mean", target_mean), ("target_std", target_std)):
-            getattr(self, name).copy_(torch.as_tensor(value, dtype=torch.float32))
+            buffer, value = getattr(self, name), torch.as_tensor(value, dtype=torch.float32)
+            if value.shape != buffer.shape:
+                raise ValueError(f"set_scaling: {name} of shape {tuple(value.shape)}, the model's is {tuple(buffer.shape)}")
+            buffer.copy_(value)
 
     @torch.no_grad()
     def set_anchor_shape(self, quantiles: torch.Tensor) -> None:
@@ -146,7 +161,9 @@ class MIGTTVDT(nn.Module):
         if mask is None:
             mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
         features, mask, bar = self._trim_and_pad(features, mask, time["bar_in_day"])
-        x = (features - self.input_mean) / self.input_std
+        inst = time["instrument"] if self.n_instruments > 1 else None
+        in_mean, in_std, t_mean, t_std = self.scaling(inst)
+        x = (features - in_mean) / in_std
         x, stats = self.revin(x, mask)  # (B, T, V), (B, V, 2)
 
         b, t, _ = x.shape
@@ -159,13 +176,18 @@ class MIGTTVDT(nn.Module):
         attn_mask = None if all_valid or (not token_mask.is_cuda and bool(token_mask.all())) else token_mask
         h = self.temporal(tokens, attn_mask)
         h = self.pool_time(h, attn_mask) + self.scale(stats[..., 1:])  # (B, V, D)
+        if inst is not None:
+            who = self.instrument(inst)  # (B, D)
+            h = h + who.unsqueeze(1)
         h = self.variable(h)
         h = self.pool(h.flatten(1)) + self.origin(calendar[:, -1])  # (B, D)
+        if inst is not None:
+            h = h + who
 
         context = []
         if self.vol_anchor:
             sigma = time["vol_anchor"].to(h.dtype).clamp_min(1e-12)  # (B, H)
-            context.append(torch.log(sigma / self.target_std).unsqueeze(-1))
+            context.append(torch.log(sigma / t_std).unsqueeze(-1))
         if self.n_event_features:
             context.append(time["events"].to(h.dtype))
         if self.n_realized:  # the same recent range-vs-anchor ratios for every horizon
@@ -173,5 +195,13 @@ class MIGTTVDT(nn.Module):
         q = self.heads(h, stats[..., 1], torch.cat(context, dim=-1) if context else None)
         if self.vol_anchor:
             q = q * sigma.unsqueeze(-1)  # log-return units
-            return {"quantiles": q, "quantiles_std": (q - self.target_mean[:, None]) / self.target_std[:, None]}
-        return {"quantiles": q * self.target_std[:, None] + self.target_mean[:, None], "quantiles_std": q}
+            return {"quantiles": q, "quantiles_std": (q - t_mean.unsqueeze(-1)) / t_std.unsqueeze(-1)}
+        return {"quantiles": q * t_std.unsqueeze(-1) + t_mean.unsqueeze(-1), "quantiles_std": q}
+
+    def scaling(self, instrument: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """(input_mean, input_std, target_mean, target_std) for a batch: the buffers as they are ((V,), (H,)), or
+        with n_instruments > 1 each sample's instrument's rows ((B, 1, V), (B, H))."""
+        if instrument is None:
+            return self.input_mean, self.input_std, self.target_mean, self.target_std
+        return (self.input_mean[instrument].unsqueeze(1), self.input_std[instrument].unsqueeze(1),
+                self.target_mean[instrument], self.target_std[instrument])

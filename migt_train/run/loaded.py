@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,19 +26,25 @@ class Run:
     levels: list[float]
     device: torch.device
     batch_size: int = 128
-    anchor_fit: Any = None  # data.vol_anchor.AnchorFit: the run's stored volatility anchor (data.vol_anchor)
+    anchor_fit: Any = None  # volatility.anchor.AnchorFit ({name: fit}, pooled): the run's stored anchor (data.vol_anchor)
+    instruments: list[str] | None = None  # a pooled run's instruments (its model's ids), None for one
 
-    def market(self, frame: pd.DataFrame | None = None, last: int | None = 1, partial: bool = False):
+    def market(self, frame: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None, last: int | None = 1,
+               partial: bool = False):
         """The MarketData a forecast reads (see data.latest.latest_market)."""
         from migt_train.data.latest import latest_market
 
         check_last(last)
-        return latest_market(self.cfg.data, table=frame, last=last, anchor_fit=self.anchor_fit, partial=partial)
+        return latest_market(self.cfg.data, table=frame, last=last, anchor_fit=self.anchor_fit, partial=partial,
+                             instruments=self.instruments)
 
-    def predict(self, frame: pd.DataFrame | None = None, last: int | None = 1, partial: bool = False) -> pd.DataFrame:
+    def predict(self, frame: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None, last: int | None = 1,
+                partial: bool = False) -> pd.DataFrame:
         """Forecasts from the last `last` complete bars (every bar with a full lookback when None) of `frame` (a
-        table like the run's data file), or of the run's data file when frame is None. A last bar still forming
-        (the file's rows cover part of it, or it ends in the future) is left out unless `partial`.
+        table like the run's data file; for a pooled run {name: table} of some or all of its instruments), or of
+        the run's data when frame is None. A last bar still forming (the file's rows cover part of it, or it ends
+        in the future) is left out unless `partial`. A pooled run forecasts each instrument's latest bars; its
+        rows carry `instrument`.
 
         Returns the predictions.parquet layout — timestamp, row, horizon, horizon_bars, target (NaN where the
         future is unknown), q_<level> (log returns) — plus close, price_q_<level> = close * exp(q) and
@@ -75,13 +81,16 @@ def load_run(path: str | Path, overrides: Sequence[str] = (), device: str | torc
     """A run directory (config.yaml + checkpoints/best.pt) -> Run. `overrides`: key=value strings applied to
     the run's config, as for the evaluate CLI (e.g. data.path=other.csv)."""
     from migt_train.data.features import FEATURE_NAMES
-    from migt_train.evaluation.from_run import load_model, load_run_config, run_anchor_fit, run_precision
+    from migt_train.evaluation.from_run import load_model, load_run_config, run_anchor_fit, run_instruments, run_precision
     from migt_train.training.runtime import resolve_device
 
     run_dir = Path(path)
     cfg, ckpt, ckpt_path, levels = load_run_config(run_dir, overrides)
     anchor_fit = run_anchor_fit(run_dir, cfg)
     dev = resolve_device(device, key="device")
-    model = load_model(cfg, ckpt, ckpt_path, len(FEATURE_NAMES)).to(dev).eval()
+    # the cross inputs of a pooled run add variables: its config records how many
+    n_features = int((cfg.get("model") or {}).get("n_variables") or len(FEATURE_NAMES))
+    model = load_model(cfg, ckpt, ckpt_path, n_features).to(dev).eval()
     ev = cfg.get("evaluation") or {}
-    return Run(run_dir, cfg, model, run_precision(cfg, dev), levels, dev, int(ev.get("batch_size") or 128), anchor_fit)
+    return Run(run_dir, cfg, model, run_precision(cfg, dev), levels, dev, int(ev.get("batch_size") or 128), anchor_fit,
+               run_instruments(ckpt))

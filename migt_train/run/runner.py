@@ -105,7 +105,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
     import torch
 
     from migt_train.data import load_market
-    from migt_train.volatility.anchor import ANCHOR_FILE
+    from migt_train.volatility.anchor import ANCHOR_FILE, anchor_json
     from migt_train.evaluation.report import evaluate_run
     from migt_train.training import Trainer, TrainerConfig, load_checkpoint
 
@@ -131,11 +131,17 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
         "/".join(str(len(data.splits[k])) for k in ("train", "val", "test")), time.time() - t0,
     )
     if data.anchor_fit is not None and runtime.is_main:  # forecasts on other bars filter them with the training fit, never a refit
-        write_json(run_dir / ANCHOR_FILE, data.anchor_fit.to_json())
+        write_json(run_dir / ANCHOR_FILE, anchor_json(data.anchor_fit))
     if data.rolls is not None and runtime.is_main:  # a file's contracts and roll dates travel with the run
         write_json(run_dir / "rolls.json", data.rolls)
-        if data.rolls.get("rolls"):
-            log.info("rolls: %s", ", ".join(f"{r['trading_day']} {r['from_contract']}->{r['to_contract']}" for r in data.rolls["rolls"]))
+        for name, rolls in (data.rolls.items() if data.instruments else [(None, data.rolls)]):
+            if rolls and rolls.get("rolls"):
+                log.info("rolls%s: %s", f" of {name}" if name else "",
+                         ", ".join(f"{r['trading_day']} {r['from_contract']}->{r['to_contract']}" for r in rolls["rolls"]))
+    if model_for_data(cfg, data):  # a pooled market sets the model's instruments and variables: recorded
+        resolved = resolved_container(cfg)
+        if runtime.is_main:
+            write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
     levels = [float(t) for t in cfg.quantiles.levels]
     model = instantiate(cfg.model)
     n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)

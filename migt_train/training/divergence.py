@@ -26,6 +26,7 @@ from torch import nn
 
 from migt_train.data.market import MarketData
 from migt_train.errors import MigtError
+from migt_train.training.step import standardised_targets
 
 FACTOR = 100.0
 
@@ -34,9 +35,11 @@ FACTOR = 100.0
 def zero_forecast_loss(loss_fn: nn.Module, model: nn.Module, data: MarketData, n_levels: int,
                        split: str = "val") -> float:
     """The objective of forecasting every quantile at the training mean, on `split`'s rows."""
-    y = data.split_targets(split).float()
-    y = y[torch.isfinite(y).all(dim=1)]
-    z = (y.to(model.target_mean.device) - model.target_mean) / model.target_std
+    rows = data.splits[split]
+    y = data.targets[rows].float()
+    finite = torch.isfinite(y).all(dim=1)
+    device = model.target_mean.device
+    z = standardised_targets(model, y[finite].to(device), data.instrument[rows][finite].to(device))
     q = torch.zeros(*z.shape, n_levels, device=z.device)
     out = loss_fn(q, z)
     return float(getattr(out, "loss", out))

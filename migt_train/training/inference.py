@@ -45,7 +45,7 @@ def infer(model: nn.Module, data: MarketData, rows: torch.Tensor, batch_size: in
             batch = gather(data, chunk, device)
             out = forward(model, batch, precision)
             if loss_fn is not None:
-                res = loss_fn(out["quantiles_std"].float(), standardised_targets(model, batch["targets"]))
+                res = loss_fn(out["quantiles_std"].float(), standardised_targets(model, batch["targets"], batch["instrument"]))
                 loss_sum += res.loss.double() * len(chunk)
             qs.append(out["quantiles"].float())
             ys.append(batch["targets"].float())

@@ -74,7 +74,7 @@ class TrainState:
     (restore) in one place.
 
     The stateful parts have state_dict/load_state_dict; `identity` holds the facts a resumed run must
-    share (feature_names, horizon_names, levels) and what is recorded for readers (config, trainer, seed).
+    share (feature_names, horizon_names, levels, instruments: a pooled run's, [] for one) and what is recorded for readers (config, trainer, seed).
     """
 
     model: nn.Module
@@ -128,8 +128,9 @@ class TrainState:
     def restore(self, path: Path) -> None:
         """Load every part from the checkpoint at `path`; MigtError when it belongs to another run setup."""
         ckpt = load_checkpoint(path)
-        for key in ("levels", "feature_names", "horizon_names"):
-            theirs, mine = ckpt[key], self.identity[key]
+        for key in ("levels", "feature_names", "horizon_names", "instruments"):
+            # checkpoints from before pooled runs hold one instrument
+            theirs, mine = (ckpt.get(key, []) if key == "instruments" else ckpt[key]), self.identity[key]
             same = np.allclose(theirs, mine) if key == "levels" and len(theirs) == len(mine) else theirs == mine
             if not same:
                 raise MigtError(f"{path}: incompatible checkpoint ({key} {theirs} != this run's {mine})")

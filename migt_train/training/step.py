@@ -40,9 +40,13 @@ def forward(model: nn.Module, batch: Mapping[str, torch.Tensor], precision: Prec
         return model(batch["features"], batch["mask"], {k: batch[k] for k in TIME_KEYS})
 
 
-def standardised_targets(model: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    """Targets in the units of `quantiles_std`: (y - target_mean) / target_std, float32."""
-    return (y.float() - model.target_mean) / model.target_std
+def standardised_targets(model: nn.Module, y: torch.Tensor, instrument: torch.Tensor | None = None) -> torch.Tensor:
+    """Targets in the units of `quantiles_std`: (y - target_mean) / target_std, float32; a pooled model's
+    scaling has a row per instrument, read at each sample's `instrument`."""
+    mean, std = model.target_mean, model.target_std
+    if mean.dim() == 2:
+        mean, std = mean[instrument], std[instrument]
+    return (y.float() - mean) / std
 
 
 def loss_step(model: nn.Module, loss_fn: nn.Module, batch: Mapping[str, torch.Tensor],
@@ -51,5 +55,5 @@ def loss_step(model: nn.Module, loss_fn: nn.Module, batch: Mapping[str, torch.Te
     goes through the wrapper (gradient sync), the target scaling is read from the model inside."""
     out = forward(model, batch, precision)
     raw = getattr(model, "module", model)
-    loss = loss_fn(out["quantiles_std"], standardised_targets(raw, batch["targets"])).loss
+    loss = loss_fn(out["quantiles_std"], standardised_targets(raw, batch["targets"], batch["instrument"])).loss
     return out, loss

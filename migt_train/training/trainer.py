@@ -135,7 +135,7 @@ class Trainer:
             progress=self.progress, sampler=self.sampler, topk=self.topk, seed=self.seed, rank=dist.rank,
             identity={"config": self.run_config, "trainer": json_plain(config.__dict__), "seed": self.seed,
                       "feature_names": list(data.feature_names), "horizon_names": list(data.horizon_names),
-                      "levels": self.levels})
+                      "instruments": list(data.instruments), "levels": self.levels})
         self.stop = StopSignal()
         self.stop_all = False  # any rank asked to stop (all-reduced with the step flags)
         self._flag = torch.tensor([0.0, 1.0], device=self.device).unbind()

@@ -209,9 +209,20 @@ def volatility_anchor(
     return apply_anchor(fit, returns, bar_in_day, horizons, events), fit.garch
 
 
-def read_anchor_fit(run_dir: Path) -> AnchorFit:
-    """A run's stored anchor fit; one MigtError when a run trained with data.vol_anchor lacks it."""
+def anchor_json(fit: AnchorFit | Mapping[str, AnchorFit]) -> dict[str, Any]:
+    """What vol_anchor.json holds: the fit, or for a pooled run {"instruments": {name: fit}} (each fitted on its
+    own instrument's training bars)."""
+    if isinstance(fit, AnchorFit):
+        return fit.to_json()
+    return {"version": ANCHOR_FIT_VERSION, "instruments": {name: f.to_json() for name, f in fit.items()}}
+
+
+def read_anchor_fit(run_dir: Path) -> AnchorFit | dict[str, AnchorFit]:
+    """A run's stored anchor fit ({name: fit} for a pooled run); one MigtError when a run trained with
+    data.vol_anchor lacks it."""
     path = Path(run_dir) / ANCHOR_FILE
     d = read_run_file(path, "the run was trained with data.vol_anchor=true but its fitted volatility anchor was not "
                             "stored (a run from before vol_anchor.json existed); retrain it to forecast with it")
+    if isinstance(d, Mapping) and isinstance(d.get("instruments"), Mapping):
+        return {str(name): AnchorFit.from_json(f, f"{path} ({name})") for name, f in d["instruments"].items()}
     return AnchorFit.from_json(d, str(path))

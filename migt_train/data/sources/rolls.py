@@ -54,7 +54,7 @@ class ContractSeries:
         }
 
 
-def _expiry(symbol: str, first_year: int) -> tuple[str, int, int] | None:
+def expiry_of(symbol: str, first_year: int) -> tuple[str, int, int] | None:
     m = _FUTURE.match(symbol.strip().upper())
     if m is None:
         return None
@@ -70,7 +70,7 @@ def _expiry(symbol: str, first_year: int) -> tuple[str, int, int] | None:
 
 def _ordered_contracts(names: list[str], first_year: int, source: str) -> list[int]:
     """Indices of `names` in expiry order; several roots or non-futures symbols are an error."""
-    parsed = [_expiry(n, first_year) for n in names]
+    parsed = [expiry_of(n, first_year) for n in names]
     roots = {p[0] for p in parsed if p is not None}
     if any(p is None for p in parsed) or len(roots) > 1:
         shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")

@@ -68,6 +68,11 @@ class SyntheticConfig:
     volume_noise: float = 0.3  # log-normal noise of volume
     intrabar_steps: int = 12  # points of the intrabar path that sets high and low
     oracle_paths: int = 1000  # Monte Carlo paths per oracle query (antithetic pairs)
+    # a family of markets (family.py) when instruments > 1; 1 = the single market above
+    instruments: int = 1
+    common_vol_share: float = 0.7  # share of each member's log-SV variance that is the common factor
+    common_shock_share: float = 0.5  # share of a follower's shock variance that repeats the leader's
+    lead_bars: int = 2  # bars by which member 0 (syn0) leads the others
 
 
 def config_key(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: int) -> dict:
@@ -160,6 +165,17 @@ def student_t(rng: np.random.Generator, df: float, size) -> np.ndarray:
     return rng.standard_t(df, size) * np.sqrt((df - 2.0) / df)
 
 
+def ar1(phi: float, innovations: np.ndarray, x0: float) -> np.ndarray:
+    """x_t = phi * x_{t-1} + innovations_t from x_{-1} = x0: the log-SV factor."""
+    # a sequential recursion: one cheap scalar pass, not vectorisable without losing exactness
+    x = np.empty(len(innovations))
+    xv = float(x0)
+    for t, et in enumerate(np.asarray(innovations, dtype=np.float64).tolist()):
+        xv = phi * xv + et
+        x[t] = xv
+    return x
+
+
 def generate(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: int) -> pd.DataFrame:
     """Bars (timestamp UTC, open, high, low, close, volume) plus the latent state columns the oracle
     needs (STATE_COLUMNS). Deterministic in (cfg, bar_minutes, tz, session_start)."""
@@ -169,17 +185,21 @@ def generate(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: int
     z = student_t(rng, cfg.student_t_df, n)
     eta = rng.standard_normal(n)
     pb = per_bar(cfg, bar_minutes)
+    x = ar1(pb.phi, pb.s_eta * eta, cfg.sv_std * rng.standard_normal())
+    return bars_from_shocks(cfg, pb, ts, minute, bar_minutes, z, x, rng)
+
+
+def bars_from_shocks(cfg: SyntheticConfig, pb: PerBar, ts: np.ndarray, minute: np.ndarray, bar_minutes: int,
+                     z: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """The market of bar shocks z (unit variance) and log-SV path x: GJR-GARCH factor, returns, jumps, OHLC and
+    volume (their draws from rng) -> generate()'s frame."""
+    n = len(ts)
     # GJR news impact per bar, known once z is drawn: the recursion below is then a plain linear one
     impact = (pb.alpha + pb.gamma * (z < 0)) * z * z + pb.beta
-
-    # sequential recursions: one cheap scalar pass, not vectorisable without losing exactness
-    x = np.empty(n)
     g = np.empty(n + 1)
-    xv, gv, c = float(cfg.sv_std * rng.standard_normal()), 1.0, pb.garch_const
+    gv, c = 1.0, pb.garch_const
     g[0] = gv
-    for t, (mt, et) in enumerate(zip(impact.tolist(), (pb.s_eta * eta).tolist())):
-        xv = pb.phi * xv + et
-        x[t] = xv
+    for t, mt in enumerate(impact.tolist()):
         gv = c + mt * gv
         g[t + 1] = gv
     s = bar_variance(minute, bar_minutes, cfg) * release_multiplier(ts, bar_minutes, cfg)

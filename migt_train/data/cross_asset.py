@@ -1,0 +1,43 @@
+"""data.cross_asset: every instrument's window also holds the other instruments' bars at its own timestamps.
+
+For a pooled run (several instruments), each row gets one block of extra variables per instrument of the run
+(its own slot included, so a slot always means the same instrument): that instrument's one-bar log return and
+Garman-Klass range at the row's bar start, and whether it has a bar there. A bar at the same start covers the
+same interval and closes with the row's own bar, so the block is known at the forecast origin (causal).
+Instruments trade at different minutes (YM and RTY skip minutes without trades): an instrument without a bar
+at that start contributes zeros with presence 0, which is also what a minute without trades is (no price
+change, no range). The variables go through the temporal stage like the instrument's own and meet them in the
+variable-attention stage.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+# the features of another instrument a window sees, then its presence flag
+CROSS_FEATURES = ("log_return", "garman_klass")
+PRESENT = "present"
+
+
+def cross_names(instruments: Sequence[str]) -> list[str]:
+    """The extra variables' names, slot by slot: NQ:log_return, NQ:garman_klass, NQ:present, ES:..."""
+    return [f"{name}:{f}" for name in instruments for f in (*CROSS_FEATURES, PRESENT)]
+
+
+def cross_block(timestamps: Sequence[np.ndarray], features: Sequence[np.ndarray],
+                feature_names: Sequence[str]) -> list[np.ndarray]:
+    """Per instrument k: its bar starts (N_k,) datetime64 and features (N_k, V) in feature_names order ->
+    (N_k, I * C) float32, slot j = instrument j's CROSS_FEATURES at row i's bar start and its presence.
+    One table over the union of bar starts, filled and read by searchsorted: no per-row Python."""
+    cols = [list(feature_names).index(f) for f in CROSS_FEATURES]
+    stamps = [np.asarray(t).astype("datetime64[ns]").astype(np.int64) for t in timestamps]
+    union = np.unique(np.concatenate(stamps)) if stamps else np.empty(0, np.int64)
+    width = len(CROSS_FEATURES) + 1
+    table = np.zeros((len(union), len(stamps), width), dtype=np.float32)
+    for j, (t, x) in enumerate(zip(stamps, features)):
+        at = np.searchsorted(union, t)
+        table[at, j, :-1] = np.asarray(x)[:, cols]
+        table[at, j, -1] = 1.0
+    return [table[np.searchsorted(union, t)].reshape(len(t), -1) for t in stamps]
