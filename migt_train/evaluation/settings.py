@@ -4,6 +4,7 @@ config schema can use them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import List, Optional
 
 # Bars: 1 h of 5-minute bars, short enough to follow the intraday volatility pattern; the best of
 # 3..276 bars on the default synthetic market.

@@ -7,6 +7,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -99,6 +100,25 @@ def _claim_run_dir(cfg: DictConfig, run_dir: Path, record: RunRecord, is_main: b
     record.own()
     for orphan in remove_orphan_temps(run_dir):
         log.info("removed %s, left by a process that was killed while writing it", orphan)
+
+
+def model_for_data(cfg: DictConfig, data: Any) -> bool:
+    """Set model.n_instruments and model.n_variables from a pooled market (its instruments; the cross inputs
+    add variables); True when the config changed. One instrument leaves the model config as it is."""
+    if data.n_instruments == 1:
+        return False
+    if "n_instruments" not in cfg.model:
+        raise MigtError(f"model: {cfg.model.get('_target_')} takes no n_instruments, so it cannot train on several "
+                        f"instruments ({', '.join(data.instruments)}); give data.path one file")
+    changed = False
+    for key, value in (("n_instruments", data.n_instruments), ("n_variables", data.n_features)):
+        if cfg.model.get(key) != value:
+            OmegaConf.update(cfg, f"model.{key}", value, force_add=True)
+            changed = True
+    if changed:
+        log.info("model: %d instruments (%s), %d input variables", data.n_instruments, ", ".join(data.instruments),
+                 data.n_features)
+    return changed
 
 
 def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops: StopsRaise) -> float:
