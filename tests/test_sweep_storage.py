@@ -88,8 +88,11 @@ def test_ctrl_c_ends_a_hanging_connection_at_once(silent_port):
     # a connect timeout far beyond the wait below: only Ctrl-C can end the attempt in time
     url = f"postgresql://migt:s3cret@127.0.0.1:{silent_port.port}/study?connect_timeout=300"
     code = f"from migt_train.sweep.storage import open_storage; open_storage({url!r})"
+    # as from a terminal: SIGINT at its default in the child, whatever an earlier test left in this process
+    # (an ignored SIGINT is inherited across exec, and Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.monotonic()
     while not silent_port.accepted:  # imported and connecting
         assert proc.poll() is None and time.monotonic() - t0 < 60
