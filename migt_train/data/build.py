@@ -26,7 +26,7 @@ from migt_train.data.synthetic import SyntheticConfig, config_key, generate
 from migt_train.data.returns import horizon_name
 from migt_train.volatility.anchor import AnchorFit, anchor_realized_context, anchor_sigma, fit_anchor
 from migt_train.errors import MigtError
-from migt_train.volatility.realized import bar_variance
+from migt_train.volatility.realized import bar_variance, volume_profile
 
 log = logging.getLogger(__name__)
 
@@ -196,20 +196,23 @@ def horizon_context(s: DataSchema, ts: np.ndarray, frame: pd.DataFrame, bar_in_d
     out: dict[str, torch.Tensor] = {}
     returns = frame["log_return"].to_numpy(np.float64)
     gk = bar_variance(frame[FEATURE_NAMES].to_numpy(np.float64), FEATURE_NAMES)
+    volume = np.expm1(frame["log_volume"].to_numpy(np.float64))
     if future is not None and len(future):
         ts = np.concatenate([ts, future.astype(ts.dtype)])
         bar_in_day = np.concatenate([bar_in_day, time_info(future, s.session_tz, s.start_minute, s.bar_minutes)["bar_in_day"]])
         returns = np.concatenate([returns, np.zeros(len(future))])  # never read: row t's anchor uses bars <= t
         gk = np.concatenate([gk, np.zeros(len(future))])
+        volume = np.concatenate([volume, np.zeros(len(future))])
     events = event_bars(ts, s.bar_minutes) if s.event_calendar else None
     if s.vol_anchor:
         if fit is None:
             assert fit_bars is not None
             fit = fit_anchor(returns, bar_in_day, fit_bars, 24 * 60 // s.bar_minutes, events)
+            fit.volume = volume_profile(volume, bar_in_day, fit_bars, 24 * 60 // s.bar_minutes)
         out["vol_anchor"] = torch.from_numpy(np.ascontiguousarray(
             anchor_sigma(fit, returns, gk, bar_in_day, ts, s.horizons, events, train_rows, fit_bars)[:n]))
         out["realized"] = torch.from_numpy(np.ascontiguousarray(
-            anchor_realized_context(fit, returns, gk, bar_in_day, ts, events)[:n]))
+            anchor_realized_context(fit, returns, gk, volume, bar_in_day, ts, events)[:n]))
     if s.event_calendar:
         out["events"] = torch.from_numpy(np.ascontiguousarray(event_features(events, s.horizons, s.bar_minutes)[:n]))
     return out, fit

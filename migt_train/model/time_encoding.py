@@ -54,9 +54,10 @@ class CalendarEncoding(nn.Module):
                  dom_dims: int = 16, doy_dims: int = 32):
         super().__init__()
         self.time_of_day = TimeOfDayEncoding(bars_per_day, tod_dims)
-        self.day_of_week = nn.Embedding(7, dow_dims)
-        self.day_of_month = Time2Vec(dom_dims, period=31.0)
-        self.day_of_year = Time2Vec(doy_dims, period=366.0)
+        # a width of 0 leaves that part out
+        self.day_of_week = nn.Embedding(7, dow_dims) if dow_dims else None
+        self.day_of_month = Time2Vec(dom_dims, period=31.0) if dom_dims else None
+        self.day_of_year = Time2Vec(doy_dims, period=366.0) if doy_dims else None
         self.proj = nn.Linear(tod_dims + dow_dims + dom_dims + doy_dims, d_model)
 
     def forward(self, time: dict[str, torch.Tensor], mask: torch.Tensor, patch_len: int) -> torch.Tensor:
@@ -66,9 +67,10 @@ class CalendarEncoding(nn.Module):
             b, t, c = tod.shape
             m = mask.to(tod.dtype).view(b, t // patch_len, patch_len, 1)
             tod = (tod.view(b, t // patch_len, patch_len, c) * m).sum(2) / m.sum(2).clamp_min(1.0)
-        day = torch.cat([
-            self.day_of_week(time["day_of_week"].long()),
-            self.day_of_month(time["day_of_month"]),
-            self.day_of_year(time["day_of_year"]),
-        ], dim=-1)
+        day = [part(time[key].long() if key == "day_of_week" else time[key])
+               for key, part in (("day_of_week", self.day_of_week), ("day_of_month", self.day_of_month),
+                                 ("day_of_year", self.day_of_year)) if part is not None]
+        if not day:
+            return self.proj(tod)
+        day = torch.cat(day, dim=-1)
         return self.proj(torch.cat([tod, day.unsqueeze(1).expand(-1, tod.shape[1], -1)], dim=-1))

@@ -26,7 +26,7 @@ from migt_train.volatility.garch import GarchTOD
 from migt_train.errors import MigtError
 from migt_train.utils.io import read_run_file
 from migt_train.volatility.har import HARAnchor
-from migt_train.volatility.realized import realized_ratios
+from migt_train.volatility.realized import realized_ratios, volume_ratios
 
 RELEASE_LAGS = 12  # bars after a release (the release bar is lag 0) that get their own multiplier
 ANCHOR_FIT_VERSION = 2  # layout of AnchorFit.to_json (a run's vol_anchor.json); 2: the range correction (har)
@@ -92,6 +92,7 @@ class AnchorFit:
     garch: GarchTOD
     releases: np.ndarray | None  # (G, RELEASE_LAGS + 1) or None without the release calendar
     har: HARAnchor | None = None  # the range correction of the GARCH forecast (volatility/har.py)
+    volume: np.ndarray | None = None  # mean volume per bar of day on the training bars (realized.volume_profile)
 
     def to_json(self) -> dict[str, Any]:
         g = self.garch
@@ -100,7 +101,8 @@ class AnchorFit:
                           "nu": g.nu, "mu": g.mu, "converged": g.converged, "message": g.message,
                           "init_variance": g.init_variance},
                 "releases": None if self.releases is None else self.releases.tolist(),
-                "har": None if self.har is None else self.har.to_json()}
+                "har": None if self.har is None else self.har.to_json(),
+                "volume_profile": None if self.volume is None else self.volume.tolist()}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any], source: str) -> "AnchorFit":
@@ -114,11 +116,12 @@ class AnchorFit:
             rel = d.get("releases")
             releases = None if rel is None else np.asarray(rel, dtype=np.float64)
             har = None if d.get("har") is None else HARAnchor.from_json(d["har"])
+            volume = None if d.get("volume_profile") is None else np.asarray(d["volume_profile"], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as e:
             raise MigtError(f"{source}: not a volatility anchor fit ({type(e).__name__}: {e})") from None
         if releases is not None and releases.shape != (len(EVENT_GROUPS), RELEASE_LAGS + 1):
             raise MigtError(f"{source}: release table of shape {releases.shape}, expected {(len(EVENT_GROUPS), RELEASE_LAGS + 1)}")
-        return cls(garch, releases, har)
+        return cls(garch, releases, har, volume)
 
 
 def fit_anchor(returns: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bars_per_day: int,
@@ -187,15 +190,17 @@ def anchor_sigma(fit: AnchorFit, returns: np.ndarray, bar_var: np.ndarray, bar_i
     return out
 
 
-def anchor_realized_context(fit: AnchorFit, returns: np.ndarray, gk: np.ndarray, bar_in_day: np.ndarray,
-                            timestamps: np.ndarray, events: np.ndarray | None = None) -> np.ndarray:
-    """(N, K) float32 log ratios of the bars' realised range variance (gk, Garman-Klass) to the one-bar
-    variance the anchor expected for them, over the trailing windows of volatility/realized.py: what the
-    range tells beyond the GARCH on closes. Row t uses bars <= t."""
+def anchor_realized_context(fit: AnchorFit, returns: np.ndarray, gk: np.ndarray, volume: np.ndarray,
+                            bar_in_day: np.ndarray, timestamps: np.ndarray, events: np.ndarray | None = None) -> np.ndarray:
+    """(N, 2K) float32: the log ratios of the bars' realised range variance (gk, Garman-Klass) to the one-bar
+    variance the anchor expected for them, then of their volume to the training volume of their times of day,
+    over the trailing windows of volatility/realized.py: what the range and the volume tell beyond the GARCH on
+    closes. Row t uses bars <= t."""
     bid, sigma2_next, mult = _filtered(fit, returns, bar_in_day, events)
     before = np.concatenate([[fit.garch.init_variance], sigma2_next[:-1]])  # bar t's variance, made at t - 1
     expected = fit.garch.profile[bid] ** 2 * before * mult
-    return realized_ratios(gk, expected, timestamps)
+    return np.concatenate([realized_ratios(gk, expected, timestamps),
+                           volume_ratios(volume, fit.volume, bid, timestamps)], axis=1)
 
 
 def volatility_anchor(

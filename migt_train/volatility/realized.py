@@ -18,7 +18,9 @@ import pandas as pd
 # trailing windows of the realised measures, in minutes: one bar (0 = the bar itself), 1 h, 1 day, 1 week
 WINDOW_MINUTES: tuple[int, ...] = (0, 60, 24 * 60, 7 * 24 * 60)
 WINDOW_NAMES: tuple[str, ...] = ("1bar", "1h", "1d", "1w")
-N_REALIZED = len(WINDOW_MINUTES)
+N_WINDOWS = len(WINDOW_MINUTES)
+# the model's context: the range ratios, then the volume ratios, over every window
+N_REALIZED = 2 * N_WINDOWS
 # a ratio of realised to expected variance below this is read as this (bars without a range, e.g. no trades)
 MIN_RATIO = 1e-3
 
@@ -61,3 +63,26 @@ def realized_ratios(gk: np.ndarray, expected_var: np.ndarray, timestamps: np.nda
     expected = np.maximum(trailing_sums(expected_var, timestamps), 1e-300)
     return np.log(np.maximum(realised / expected, MIN_RATIO)).astype(np.float32)
 
+
+
+def volume_profile(volume: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bars_per_day: int) -> np.ndarray | None:
+    """(bars_per_day,) mean volume of each bar of day over fit_bars (the training bars; a bar of day without
+    training bars gets the overall mean), or None when those bars carry no volume (a file without it)."""
+    v = np.asarray(volume, dtype=np.float64)[fit_bars]
+    bid = np.asarray(bar_in_day, dtype=np.int64)[fit_bars]
+    if not len(v) or not np.isfinite(v).all() or v.mean() <= 0:
+        return None
+    sums = np.bincount(bid, weights=v, minlength=bars_per_day)[:bars_per_day]
+    counts = np.bincount(bid, minlength=bars_per_day)[:bars_per_day]
+    return np.where(counts > 0, sums / np.maximum(counts, 1), v.mean())
+
+
+def volume_ratios(volume: np.ndarray, profile: np.ndarray | None, bar_in_day: np.ndarray,
+                  timestamps: np.ndarray) -> np.ndarray:
+    """(N, K) float32 log of (volume traded / the volume usual at those bars' times of day) over each trailing
+    window: relative volume, which reveals how active the market is beyond its daily rhythm (zeros without a
+    profile). Causal: row t uses rows <= t."""
+    if profile is None:
+        return np.zeros((len(volume), N_WINDOWS), dtype=np.float32)
+    expected = np.asarray(profile, dtype=np.float64)[np.asarray(bar_in_day, dtype=np.int64)]
+    return realized_ratios(np.maximum(np.asarray(volume, dtype=np.float64), 0.0), expected, timestamps)
