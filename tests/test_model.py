@@ -387,3 +387,16 @@ def test_instruments_have_their_own_scaling_and_embedding():
     assert moved[1].all() and moved[3].all() and not moved[0].any() and not moved[2].any()
     with pytest.raises(ValueError, match="input_mean"):
         model.set_scaling(torch.zeros(5), *unit[1:])
+
+
+def test_calendar_parts_of_width_zero_are_left_out():
+    from migt_train.model.time_encoding import CalendarEncoding
+
+    enc = CalendarEncoding(d_model=8, bars_per_day=288, tod_dims=4, dow_dims=2, dom_dims=0, doy_dims=0)
+    assert enc.day_of_month is None and enc.day_of_year is None and enc.proj.in_features == 6
+    time = {"bar_in_day": torch.arange(6).view(2, 3), "day_of_week": torch.tensor([0, 1]),
+            "day_of_month": torch.tensor([1, 31]), "day_of_year": torch.tensor([1, 366])}
+    out = enc(time, torch.ones(2, 3, dtype=torch.bool), 1)
+    assert out.shape == (2, 3, 8)
+    other = dict(time, day_of_month=torch.tensor([5, 6]), day_of_year=torch.tensor([40, 41]))
+    assert torch.equal(out, enc(other, torch.ones(2, 3, dtype=torch.bool), 1))  # the day of month/year is not seen

@@ -65,3 +65,30 @@ def test_pooled_migt_tvdt_trains_and_resumes_exactly(tmp_path):
     other = pool_markets({"A": make_market(n=240, seed=0), "C": make_market(n=200, seed=1)}, ["A", "C"])
     with pytest.raises(MigtError, match="instruments"):
         make_trainer(tmp_path / "split", model=model(), max_epochs=3, resume="auto", **{**kw, "data": other}).fit()
+
+
+def test_body_lr_scale_zero_trains_the_heads_only(tmp_path):
+    """trainer.body_lr_scale=0: the body (everything but heads.*) keeps its initial weights, the heads move."""
+    data = make_market(n=240)
+    model = _model(data)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    make_trainer(tmp_path, data=data, model=model, batch_size=8, limit_train_batches=4, lr=1e-2, max_epochs=1,
+                 body_lr_scale=0.0).fit()
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert moved and all(n.startswith("heads.") for n in moved), sorted(moved)
+
+
+def test_body_lr_scale_sets_the_body_lr(tmp_path):
+    data = make_market(n=240)
+    trainer = make_trainer(tmp_path, data=data, model=_model(data), lr=1e-2, body_lr_scale=0.25)
+    heads, body = trainer.optimizer.param_groups
+    assert all(p is q for p, q in zip(heads["params"], _params_named(trainer.model, "heads.")))
+    assert body["initial_lr"] == pytest.approx(0.25 * heads["initial_lr"])
+    with pytest.raises(MigtError, match="trainer.body_lr_scale"):
+        make_trainer(tmp_path / "bad", data=data, model=_model(data), body_lr_scale=1.5)
+    with pytest.raises(MigtError, match="body_lr_scale.*has none"):  # a model without heads.* parameters
+        make_trainer(tmp_path / "toy", data=data, body_lr_scale=0.0)
+
+
+def _params_named(model, prefix):
+    return [p for n, p in model.named_parameters() if n.startswith(prefix)]

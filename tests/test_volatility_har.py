@@ -85,3 +85,22 @@ def test_realised_ratios_are_causal_and_zero_when_range_meets_expectation():
     b = realized_ratios(gk2, expected, ts)
     np.testing.assert_array_equal(a[:2_000], b[:2_000])
     assert (b[2_000:, 0] > a[2_000:, 0]).all()
+
+
+def test_volume_ratios_are_relative_to_the_time_of_day_profile():
+    from migt_train.volatility.realized import N_WINDOWS, volume_profile, volume_ratios
+
+    n, per_day = 2_000, 288
+    bid = np.arange(n) % per_day
+    usual = 100.0 * (1 + 4 * (bid == 114))  # one busy bar of day
+    ts = np.datetime64("2024-01-01T00:00", "ns") + np.arange(n) * np.timedelta64(5, "m")
+    profile = volume_profile(usual, bid, slice(0, 1_000), per_day)
+    np.testing.assert_allclose(volume_ratios(usual, profile, bid, ts), 0.0, atol=1e-6)  # the usual volume: 0
+    busy = usual.copy()
+    busy[1_500:] *= 3
+    r = volume_ratios(busy, profile, bid, ts)
+    np.testing.assert_allclose(r[1_500:, 0], np.log(3.0), rtol=1e-5)  # three times the usual, at any bar of day
+    np.testing.assert_allclose(r[:1_500], 0.0, atol=1e-6)  # causal
+    # no volume in the file: no profile, and zero ratios
+    assert volume_profile(np.zeros(n), bid, slice(0, 1_000), per_day) is None
+    assert not volume_ratios(np.zeros(n), None, bid, ts).any() and volume_ratios(usual, None, bid, ts).shape == (n, N_WINDOWS)

@@ -36,6 +36,8 @@ class TrainerConfig:
     # what a trained epoch needs to replace those initial weights as best: "lower" val loss, or a
     # "significant" paired block-bootstrap improvement of the val pinball (training/initial_guard.py)
     beat_initial: str = "lower"
+    # lr of the model's body (everything but the output heads) relative to optimizer.lr (trainer._optimizer)
+    body_lr_scale: float = 1.0
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "TrainerConfig":
@@ -80,6 +82,9 @@ class TrainerConfig:
             raise bad("ema_decay", "must be null or a number in (0, 1)")
         if cfg["beat_initial"] not in ("lower", "significant"):  # training/initial_guard.py
             raise bad("beat_initial", "must be lower or significant")
+        if not isinstance(cfg["body_lr_scale"], (int, float)) or isinstance(cfg["body_lr_scale"], bool) \
+                or not 0 <= cfg["body_lr_scale"] <= 1:
+            raise bad("body_lr_scale", "must be a number in [0, 1]")
         if cfg["amp_dtype"] not in ("auto", "float16", "bfloat16"):
             raise bad("amp_dtype", "must be auto, float16 or bfloat16")
         if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):

@@ -60,6 +60,8 @@ from migt_train.training.state import CheckpointFiles, Progress, TrainState, jso
 from migt_train.training.step import gather, loss_step
 from migt_train.training.accumulate import EpochSums, total_norm
 
+# the output heads and a pooled model's instrument embedding (parameter name prefixes); the rest is the body
+HEADS = ("heads.", "instrument.")
 log = logging.getLogger(__name__)
 
 
@@ -109,10 +111,18 @@ class Trainer:
 
         self.model = model.to(self.device)
         self.loss_fn = loss_fn.to(self.device)
+        if config.body_lr_scale < 1 and not any(n.startswith(HEADS) for n, _ in self.model.named_parameters()):
+            raise MigtError(f"config key 'trainer.body_lr_scale': {config.body_lr_scale} needs a model with output "
+                            f"heads (parameters named {' or '.join(h + '*' for h in HEADS)}); "
+                            f"{type(self.model).__name__} has none, so use 1")
+        if config.body_lr_scale == 0:  # a frozen body: no gradients through it (the backward stops at the heads)
+            for name, param in self.model.named_parameters():
+                if not name.startswith(HEADS):
+                    param.requires_grad_(False)
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.param_names, self.params = [n for n, _ in named], [p for _, p in named]
         self.ema = WeightAverage(self.params, config.ema_decay) if config.ema_decay else None
-        self.optimizer = optimizer(self.params)
+        self.optimizer = _optimizer(optimizer, named, config.body_lr_scale)
         self.scheduler = scheduler(self.optimizer)
         dist = self.runtime.dist
         if config.batch_size < dist.world_size:
@@ -386,3 +396,18 @@ class Trainer:
         return FitResult(best_val_loss=self.early.best, best_epoch=self.early.best_epoch, epochs_run=p.epoch,
                          stopped_early=stopped_early, nonfinite_steps=p.nonfinite_total, history=p.history,
                          best_checkpoint=best if best.is_file() else None)
+
+
+def _optimizer(optimizer: Callable, named: list, body_lr_scale: float):
+    """The optimizer over the named (trainable) parameters: the output heads at the configured lr, the rest of
+    the model (the body: embeddings, attention, pooling) at lr x body_lr_scale; one group when the scale is 1
+    (the reference setup) or 0 (the body is frozen and not among them). On targets as noisy as returns, a body
+    at the full lr adds more noise than signal to the heads' correction of the volatility anchor (docs/results.md,
+    "What training adds")."""
+    if body_lr_scale in (0.0, 1.0):
+        return optimizer([p for _, p in named])
+    heads = [p for n, p in named if n.startswith(HEADS)]
+    body = [p for n, p in named if not n.startswith(HEADS)]
+    opt = optimizer([{"params": heads}, {"params": body}])
+    opt.param_groups[1]["lr"] = opt.param_groups[1]["lr"] * body_lr_scale
+    return opt
