@@ -294,3 +294,20 @@ def test_top_k_files_never_outrank_best_pt_when_the_initial_weights_are_kept(tmp
     files = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if TOPK_PATTERN.match(p.name))
     assert files == [f"epoch=000-val_loss={res.best_val_loss:.6f}.pt"]
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")["epoch"] == 0
+
+
+def test_patience_restarts_while_the_val_loss_still_falls_below_a_guarded_best():
+    """The initial guard refuses epochs (candidate inf) whose val loss falls but not beyond noise: training is
+    still progressing, so early stopping waits; epochs that stop falling count as before."""
+    import math
+
+    from migt_train.training.early_stopping import EarlyStopping
+
+    early = EarlyStopping(patience=2, min_delta=0.0)
+    assert early.update(1.0, 0)
+    for epoch, loss in enumerate([0.99, 0.98, 0.97], start=1):
+        assert not early.update(math.inf, epoch, loss) and not early.should_stop
+    assert early.best_epoch == 0 and early.lowest == 0.97
+    early.update(math.inf, 4, 0.975)
+    early.update(math.inf, 5, 0.971)
+    assert early.should_stop

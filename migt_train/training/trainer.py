@@ -354,7 +354,7 @@ class Trainer:
         diverged = not math.isfinite(val_loss) or val_loss > divergence.FACTOR * self.zero_loss
         best_before = (self.early.best_epoch, self.early.best)
         candidate = self._candidate_loss(epoch, val)
-        improved = self.early.update(candidate, epoch)
+        improved = self.early.update(candidate, epoch, val_loss)
         p = self.progress
         p.epoch = epoch
         record = epoch_record(epoch, p.global_step, lr, val_loss, val_metrics, seconds, train)

@@ -3,7 +3,7 @@
 Model, per bar t (bar open times on the Globex calendar, exchange time America/New_York):
 
     r_t   = drift + sqrt(v_t) * z_t + J_t,      z_t ~ Student-t(df) scaled to unit variance
-    v_t   = s_t * exp(x_t - sv_std^2 / 2) * g_t
+    v_t   = s_t * exp(x_{t-L} - sv_std^2 / 2) * g_t      L = volume_lead_bars (0 by default)
     s_t   = deterministic variance of the bar: intraday profile (09:30 cash-open spike, 16:00 bump, quiet
             night) times the spikes of scheduled releases (volatility/events.py: payrolls and CPI large, other
             08:30 data small, FOMC at 14:00), each decaying exponentially after its release minute
@@ -13,7 +13,7 @@ Model, per bar t (bar open times on the Globex calendar, exchange time America/N
     J_t   = rare jumps: Bernoulli(jump_prob) * N(0, 1) * jump_scale * sqrt(s_t * exp(x_t - sv_std^2 / 2))
 
 OHLC come from a Brownian bridge of `intrabar_steps` points from open to close, volume scales with the
-bar's volatility. Dynamics parameters are given per 5-minute bar and rescaled for other bar sizes.
+bar's volatility (with L > 0 the volatility of the state x_t, which the returns show L bars later). Dynamics parameters are given per 5-minute bar and rescaled for other bar sizes.
 Because the generator knows (x_t, g_t+1) after every bar and the release schedule is public in advance
 (it is in s_t), `SyntheticOracle` simulates the true conditional distribution of every horizon's return.
 """
@@ -67,6 +67,9 @@ class SyntheticConfig:
     volume_vol_elasticity: float = 1.0  # volume ~ bar volatility ** elasticity
     volume_noise: float = 0.3  # log-normal noise of volume
     intrabar_steps: int = 12  # points of the intrabar path that sets high and low
+    # bars by which volume leads volatility: bar t's volume reflects the log-SV state x_t, its return variance
+    # x_{t - lead} (informed trading before the price moves); 0 = both the same bar's state
+    volume_lead_bars: int = 0
     oracle_paths: int = 1000  # Monte Carlo paths per oracle query (antithetic pairs)
     # a family of markets (family.py) when instruments > 1; 1 = the single market above
     instruments: int = 1
@@ -203,7 +206,9 @@ def bars_from_shocks(cfg: SyntheticConfig, pb: PerBar, ts: np.ndarray, minute: n
         gv = c + mt * gv
         g[t + 1] = gv
     s = bar_variance(minute, bar_minutes, cfg) * release_multiplier(ts, bar_minutes, cfg)
-    level = np.exp(x - cfg.sv_std**2 / 2)
+    lead = int(cfg.volume_lead_bars)
+    x_price = np.concatenate([np.full(min(lead, n), x[0]), x[: n - lead]]) if lead else x  # x_{t - lead}
+    level = np.exp(x_price - cfg.sv_std**2 / 2)
     var = s * level * g[:-1]
     jumps = (rng.random(n) < pb.jump_prob) * rng.standard_normal(n) * cfg.jump_scale * np.sqrt(s * level)
     sd = np.sqrt(var)
@@ -223,7 +228,8 @@ def bars_from_shocks(cfg: SyntheticConfig, pb: PerBar, ts: np.ndarray, minute: n
     sd_ref = np.sqrt(np.mean(s))
     abs_z = np.abs(z) / np.mean(np.abs(z))
     noise = rng.standard_normal(n) * cfg.volume_noise - cfg.volume_noise**2 / 2
-    volume = cfg.volume_base * bar_minutes / 5 * (sd / sd_ref) ** cfg.volume_vol_elasticity
+    sd_volume = np.sqrt(s * np.exp(x - cfg.sv_std**2 / 2) * g[:-1]) if lead else sd  # the state of bar t itself
+    volume = cfg.volume_base * bar_minutes / 5 * (sd_volume / sd_ref) ** cfg.volume_vol_elasticity
     volume = np.maximum(np.round(volume * (0.7 + 0.3 * abs_z) * np.exp(noise)), 1.0)
     return pd.DataFrame(
         {

@@ -44,8 +44,12 @@ class SyntheticOracle:
         eta = np.concatenate([eta, eta]).T
         jump = (rng.random((half, self.max_h)) < pb.jump_prob) * rng.standard_normal((half, self.max_h))
         jump = np.concatenate([jump, -jump]).T * cfg.jump_scale
-        # x_{t+k} = phi^k x_t + e_k  and  g_{t+k} = A_k + B_k g_{t+1}
-        self.phi_k = pb.phi ** np.arange(1, self.max_h + 1)
+        # x_{t+k} = phi^k x_t + e_k  and  g_{t+k} = A_k + B_k g_{t+1}; with volume leading by L bars, bar t+k's
+        # variance has x_{t+k-L}: known (the stored path) for k <= L, else phi^(k-L) x_t + e_{k-L}
+        self.lead = int(cfg.volume_lead_bars)
+        ahead = np.arange(1, self.max_h + 1) - self.lead
+        self.phi_k = np.where(ahead > 0, pb.phi ** np.maximum(ahead, 0), 0.0)
+        self.known_offset = np.minimum(ahead, 0)  # row offset of the known state (0: none needed)
         e = np.zeros_like(eta)
         a_k, b_k = np.zeros_like(eta), np.ones_like(eta)
         for k in range(self.max_h):
@@ -54,6 +58,8 @@ class SyntheticOracle:
                 m = (pb.alpha + pb.gamma * (z[k - 1] < 0)) * z[k - 1] ** 2 + pb.beta
                 a_k[k] = pb.garch_const + m * a_k[k - 1]
                 b_k[k] = m * b_k[k - 1]
+        if self.lead:  # step k draws the innovations of step k - L
+            e = np.concatenate([np.zeros((min(self.lead, self.max_h), e.shape[1])), e[: max(self.max_h - self.lead, 0)]])
         sv_path = np.exp(e)
         self.coef_a = (sv_path * a_k).astype(np.float32)
         self.coef_b = (sv_path * b_k).astype(np.float32)
@@ -73,7 +79,12 @@ class SyntheticOracle:
         for lo in range(0, len(rows), chunk):
             rr = rows[lo : lo + chunk]
             # per-row scale of step k: deterministic bar variance x SV factor carried forward
-            level = np.exp(self.phi_k[None, :] * self.sv[rr][:, None] - self.sv_std**2 / 2)
+            x = self.phi_k[None, :] * self.sv[rr][:, None]
+            if self.lead:
+                known = self.sv[np.maximum(rr[:, None] + self.known_offset[None, :], 0)]
+                x = np.where(self.known_offset[None, :] < 0, known, x)
+                x = np.where((self.known_offset == 0)[None, :] & (self.phi_k == 0)[None, :], self.sv[rr][:, None], x)
+            level = np.exp(x - self.sv_std**2 / 2)
             scale = (self.bar_var[rr[:, None] + steps[None, :]] * level).astype(np.float32)
             jump_sd = np.sqrt(scale)
             g1 = self.garch_next[rr].astype(np.float32)[:, None]
