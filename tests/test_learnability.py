@@ -1,5 +1,5 @@
 """The learnability market (conf/data/learnability.yaml): its oracle knows a volatility state that the bars'
-range and volume reveal and GARCH on the closes mostly misses, so training has room to show."""
+volume reveals two hours before the returns do, which GARCH on the closes mostly misses, so training has room to show."""
 
 from __future__ import annotations
 
@@ -53,21 +53,30 @@ def learnability(tmp_path_factory):
 def test_garch_on_closes_leaves_room_the_oracle_shows(learnability, tmp_path):
     gap = _gap_closed(learnability)
     assert 0.3 < gap["garch_t_tod"] <= 0.7, gap  # GARCH helps, and leaves at least 30% of the gap
+    # the range (har_gk) adds little: the prices show the state late, so the room is the volume's
+    assert gap["har_gk"] < gap["garch_t_tod"] + 0.3 * (1 - gap["garch_t_tod"]), gap
     # the default market, for contrast: there GARCH-t on the closes gets nearly all of it
     default = _gap_closed(_market("synthetic", tmp_path))
     assert default["garch_t_tod"] > 0.9, default
 
 
-def test_range_and_volume_reveal_the_state_the_closes_blur(learnability):
+def test_volume_reveals_the_state_the_prices_show_two_hours_later(learnability):
     """The latent log-variance the oracle knows, against the model's inputs of the same bar (each minus its
-    bar-of-day mean): volume and range track it closely, the size of the close-to-close return much less."""
+    bar-of-day mean): volume tracks the state now, the range and the return size the state of 24 bars before."""
     data = learnability
     f = data.features.double().numpy()
     col = lambda name: f[:, data.feature_names.index(name)]  # noqa: E731
     bid = data.bar_in_day.numpy()
     state = data.oracle.sv
-    corr = lambda x: float(np.corrcoef(_deseasonalised(x, bid), state)[0, 1])  # noqa: E731
+    lag = 24
+
+    def corr(x, shift=0):
+        d = _deseasonalised(x, bid)
+        return float(np.corrcoef(d[shift:], state[: len(state) - shift])[0, 1])
+
     volume = corr(col("log_volume"))
-    gk = corr(np.log(np.maximum(col("garman_klass"), 1e-8)))
-    close = corr(np.log(np.maximum(np.abs(col("log_return")), 1e-8)))
-    assert volume > 0.9 and gk > 0.9 and close < 0.75, (volume, gk, close)
+    gk = np.log(np.maximum(col("garman_klass"), 1e-8))
+    close = np.log(np.maximum(np.abs(col("log_return")), 1e-8))
+    assert volume > 0.9, volume
+    assert corr(gk, lag) > 0.7 and corr(gk) < corr(gk, lag) - 0.2, (corr(gk), corr(gk, lag))
+    assert corr(close) < corr(close, lag) - 0.1, (corr(close), corr(close, lag))
