@@ -78,3 +78,19 @@ def test_family_market_is_pooled_with_each_members_oracle(tmp_path):
     own = view.oracle.quantiles(view.splits["test"].numpy(), LEVELS)
     assert np.array_equal(q[(data.instrument[test] == 2).numpy()], own)
     assert data.n_features == 24 + 3 * 3
+
+
+def test_one_member_alone_is_its_rows_of_the_pooled_family(tmp_path):
+    """data.synthetic.member=j: member j's single-instrument market, the same bars, splits and oracle as its
+    rows of the pooled family (the single run the pooled one is compared with)."""
+    syn = {"n_days": 12, "instruments": 3, "oracle_paths": 64}
+    kw = dict(cache_dir=str(tmp_path), lookback_hours=4, max_seq_len=48, horizons=[1, 3, 6])
+    pooled = instrument_view(load_market(data_cfg(**kw, synthetic=syn)), "syn1")
+    alone = load_market(data_cfg(**kw, synthetic={**syn, "member": 1}))
+    assert alone.n_instruments == 1
+    assert torch.equal(alone.features, pooled.features)
+    assert torch.equal(alone.targets.nan_to_num(7.0), pooled.targets.nan_to_num(7.0))  # NaN: no future
+    for split in ("train", "val", "test"):
+        assert torch.equal(alone.splits[split], pooled.splits[split])
+    rows = alone.splits["test"].numpy()
+    assert np.array_equal(alone.oracle.quantiles(rows, LEVELS), pooled.oracle.quantiles(rows, LEVELS))

@@ -104,3 +104,16 @@ def test_volume_ratios_are_relative_to_the_time_of_day_profile():
     # no volume in the file: no profile, and zero ratios
     assert volume_profile(np.zeros(n), bid, slice(0, 1_000), per_day) is None
     assert not volume_ratios(np.zeros(n), None, bid, ts).any() and volume_ratios(usual, None, bid, ts).shape == (n, N_WINDOWS)
+
+
+def test_signed_moves_are_returns_in_expected_stds():
+    from migt_train.volatility.realized import signed_moves
+
+    n = 1_000
+    ts = np.datetime64("2024-01-01T00:00", "ns") + np.arange(n) * np.timedelta64(5, "m")
+    r = np.full(n, 1e-3)
+    r[600:] = -2e-3
+    m = signed_moves(r, np.full(n, 1e-6), ts)  # expected one-bar std 1e-3
+    np.testing.assert_allclose(m[:600, 0], 1.0, rtol=1e-5)  # one bar: one std up
+    np.testing.assert_allclose(m[599, 1], np.sqrt(12), rtol=1e-5)  # 12 bars of +1 std: sqrt(12) stds over the hour
+    assert (m[600:, 0] < 0).all() and np.allclose(m[:600], signed_moves(r[:600], np.full(600, 1e-6), ts[:600]))

@@ -66,6 +66,12 @@ def synthetic_config(cfg: Any) -> SyntheticConfig:
         raise MigtError("data.synthetic: instruments must be >= 1, lead_bars >= 0 and common_vol_share, "
                         f"common_shock_share in [0, 1] (got {out.instruments}, {out.lead_bars}, {out.common_vol_share}, "
                         f"{out.common_shock_share})")
+    if out.member is not None and not 0 <= out.member < out.instruments:
+        raise MigtError(f"data.synthetic.member: must be null or a member of the family, 0..{out.instruments - 1} "
+                        f"(data.synthetic.instruments={out.instruments}), got {out.member}")
+    if out.volume_lead_bars < 0 or (out.volume_lead_bars and out.instruments > 1):
+        raise MigtError(f"data.synthetic.volume_lead_bars: must be >= 0, and 0 in a family of markets "
+                        f"(data.synthetic.instruments={out.instruments}), got {out.volume_lead_bars}")
     return out
 
 

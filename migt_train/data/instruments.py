@@ -214,7 +214,7 @@ def _synthetic_sources(syn: Any, s: Any) -> list[Source]:
 
         out.append(Source(name, f"{name} of the synthetic family", {"synthetic": key, "member": j},
                           lambda r=raw_j: _unrolled(r(), s), raw_j, oracle))
-    return out
+    return out if syn.member is None else [out[int(syn.member)]]  # one member alone: a single-instrument run
 
 
 def instrument_series(cfg: Any) -> dict[str | None, Any]:

@@ -37,8 +37,9 @@ class MIGTTVDT(nn.Module):
         and their recency (data.event_calendar), a per-horizon input of the heads.
     n_realized: width K of time["realized"] (B, K) (vol_anchor only): the log ratios of the bars' realised
         range (Garman-Klass) variance to the anchor's expectation, then of their volume to the usual volume at
-        their times of day, over the last bar, hour, day and week. A GARCH on closes sees neither; entering each
-        horizon's log spread linearly (from 0) they let the heads learn a HAR-like correction of the anchor.
+        their times of day, then the return in units of the anchor's std, over the last bar, hour, day and week. A
+        GARCH on closes sees neither range nor volume nor the sign of the moves; entering each horizon's log spread
+        linearly (from 0) they let the heads learn a HAR-like correction of the anchor.
     head_shape: "learned" (the MIGT-TVDT reference architecture: every quantile from the inputs) or "fixed" (vol_anchor only):
         the quantiles of y / sigma_h stay at their training values and the model forecasts a spread factor
         per horizon. Measured on the quickstart market: a learned shape fitted validation-period noise
@@ -190,7 +191,7 @@ class MIGTTVDT(nn.Module):
             context.append(torch.log(sigma / t_std).unsqueeze(-1))
         if self.n_event_features:
             context.append(time["events"].to(h.dtype))
-        if self.n_realized:  # the same recent range and volume ratios for every horizon
+        if self.n_realized:  # the same recent range, volume and move context for every horizon
             context.append(time["realized"].to(h.dtype).unsqueeze(1).expand(-1, sigma.shape[1], -1))
         q = self.heads(h, stats[..., 1], torch.cat(context, dim=-1) if context else None)
         if self.vol_anchor:

@@ -19,8 +19,8 @@ import pandas as pd
 WINDOW_MINUTES: tuple[int, ...] = (0, 60, 24 * 60, 7 * 24 * 60)
 WINDOW_NAMES: tuple[str, ...] = ("1bar", "1h", "1d", "1w")
 N_WINDOWS = len(WINDOW_MINUTES)
-# the model's context: the range ratios, then the volume ratios, over every window
-N_REALIZED = 2 * N_WINDOWS
+# the model's context: the range ratios, the volume ratios and the signed moves, over every window
+N_REALIZED = 3 * N_WINDOWS
 # a ratio of realised to expected variance below this is read as this (bars without a range, e.g. no trades)
 MIN_RATIO = 1e-3
 
@@ -86,3 +86,12 @@ def volume_ratios(volume: np.ndarray, profile: np.ndarray | None, bar_in_day: np
         return np.zeros((len(volume), N_WINDOWS), dtype=np.float32)
     expected = np.asarray(profile, dtype=np.float64)[np.asarray(bar_in_day, dtype=np.int64)]
     return realized_ratios(np.maximum(np.asarray(volume, dtype=np.float64), 0.0), expected, timestamps)
+
+
+def signed_moves(returns: np.ndarray, expected_var: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """(N, K) float32 the return over each trailing window in units of its expected std (the sum of the bars'
+    one-bar variances a volatility model expected): a fall of several stds is news that raises volatility in
+    equity indices more than a rise (the leverage effect). Causal: row t uses rows <= t."""
+    moves = trailing_sums(np.asarray(returns, dtype=np.float64), timestamps)
+    scale = np.sqrt(np.maximum(trailing_sums(expected_var, timestamps), 1e-300))
+    return np.clip(moves / scale, -10.0, 10.0).astype(np.float32)

@@ -21,6 +21,7 @@ Because the generator knows (x_t, g_t+1) after every bar and the release schedul
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,7 @@ class SyntheticConfig:
     common_vol_share: float = 0.7  # share of each member's log-SV variance that is the common factor
     common_shock_share: float = 0.5  # share of a follower's shock variance that repeats the leader's
     lead_bars: int = 2  # bars by which member 0 (syn0) leads the others
+    member: Optional[int] = None  # with instruments > 1: train on this member alone (None = the whole family)
 
 
 def config_key(cfg: SyntheticConfig, bar_minutes: int, tz: str, session_start: int) -> dict:
