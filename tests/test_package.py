@@ -35,8 +35,8 @@ def test_compose_after_import_migt_train_instantiates_the_model():
     # 2,400 of the day-of-month and day-of-year encodings (Time2Vec 32 + 64, their 48 columns of the 48-wide
     # projection 2,304), less the 9,235 of the heads' MLP (the quickstart's model.head_shape=fixed: horizon 240,
     # w1 7,680, b1 160, w2 1,120, b2 35), plus the one learned shape (35), and the log-spread weights of the
-    # anchor, release and range/volume/move inputs (5 horizons x (1 + 6 + 12) = 95)
-    assert name == "MIGTTVDT" and int(n_params) == 168_832 - 2_400 - 9_235 + 35 + 95 and int(n_variables) == 24
+    # anchor, release and range/volume/move inputs (5 horizons x (1 + 6 + 28) = 175)
+    assert name == "MIGTTVDT" and int(n_params) == 168_832 - 2_400 - 9_235 + 35 + 175 and int(n_variables) == 24
 
 
 def _libgomp_settings(env: dict) -> str:

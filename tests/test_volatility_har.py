@@ -117,3 +117,26 @@ def test_signed_moves_are_returns_in_expected_stds():
     np.testing.assert_allclose(m[:600, 0], 1.0, rtol=1e-5)  # one bar: one std up
     np.testing.assert_allclose(m[599, 1], np.sqrt(12), rtol=1e-5)  # 12 bars of +1 std: sqrt(12) stds over the hour
     assert (m[600:, 0] < 0).all() and np.allclose(m[:600], signed_moves(r[:600], np.full(600, 1e-6), ts[:600]))
+
+
+def test_context_slices_are_disjoint_recent_past_and_trailing_windows_as_before():
+    from migt_train.volatility.realized import CONTEXT_SLICES, HAR_SLICES, slice_sums
+
+    n = 400
+    ts = np.datetime64("2024-01-01T00:00", "ns") + np.arange(n) * np.timedelta64(5, "m")
+    ts[200:] += np.timedelta64(3, "h")  # a session break of three hours before bar 200
+    v = np.arange(n, dtype=np.float64)
+    s = slice_sums(v, ts, [(0, 0), (0, 15), (15, 30), (120, 240), (0, 60)])
+    assert s[100, 0] == 100 and s[100, 1] == 99 + 100 + 98  # the bar; the quarter hour = the last 3 bars
+    assert s[100, 2] == 95 + 96 + 97  # the quarter hour before
+    assert s[100, 3] == sum(range(53, 77))  # bars more than 2 and up to 4 hours old
+    np.testing.assert_array_equal(s[:, 4], trailing_sums(v, ts, [60])[:, 0])
+    assert s[202, 2] == 0  # just after the break its quarter hour before holds no bar...
+    gk = np.full(n, 2e-6)
+    r = realized_ratios(gk, np.full(n, 1e-6), ts, CONTEXT_SLICES)
+    assert r.shape == (n, len(CONTEXT_SLICES))
+    np.testing.assert_allclose(r[202, 2], 0.0)  # ...and reads as no news, not as a dead market
+    np.testing.assert_allclose(r[202, 1], np.log(2.0), rtol=1e-6)
+    # the trailing windows are the HAR slices
+    np.testing.assert_array_equal(realized_ratios(gk * v, np.full(n, 1e-6), ts),
+                                  realized_ratios(gk * v, np.full(n, 1e-6), ts, HAR_SLICES))

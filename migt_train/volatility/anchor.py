@@ -26,7 +26,7 @@ from migt_train.volatility.garch import GarchTOD
 from migt_train.errors import MigtError
 from migt_train.utils.io import read_run_file
 from migt_train.volatility.har import HARAnchor
-from migt_train.volatility.realized import realized_ratios, signed_moves, volume_ratios
+from migt_train.volatility.realized import CONTEXT_SLICES, realized_ratios, signed_moves, volume_ratios
 
 RELEASE_LAGS = 12  # bars after a release (the release bar is lag 0) that get their own multiplier
 ANCHOR_FIT_VERSION = 2  # layout of AnchorFit.to_json (a run's vol_anchor.json); 2: the range correction (har)
@@ -192,16 +192,17 @@ def anchor_sigma(fit: AnchorFit, returns: np.ndarray, bar_var: np.ndarray, bar_i
 
 def anchor_realized_context(fit: AnchorFit, returns: np.ndarray, gk: np.ndarray, volume: np.ndarray,
                             bar_in_day: np.ndarray, timestamps: np.ndarray, events: np.ndarray | None = None) -> np.ndarray:
-    """(N, 3K) float32: the log ratios of the bars' realised range variance (gk, Garman-Klass) to the one-bar
-    variance the anchor expected for them, then of their volume to the training volume of their times of day,
-    then their return in units of the anchor's expected std, over the trailing windows of volatility/realized.py:
-    what the range, the volume and the direction of the moves tell beyond the GARCH on closes. Row t uses
-    bars <= t."""
+    """(N, N_REALIZED) float32: the log ratios of the bars' realised range variance (gk, Garman-Klass) to the
+    one-bar variance the anchor expected for them, then of their volume to the training volume of their times of
+    day, over the context slices of volatility/realized.py (the bar, quarter hours back to two hours, the two
+    hours before, the day, the week); then their return in units of the anchor's expected std over HAR's
+    windows: what the range, the volume and the direction of the moves tell beyond the GARCH on closes. Row t
+    uses bars <= t."""
     bid, sigma2_next, mult = _filtered(fit, returns, bar_in_day, events)
     before = np.concatenate([[fit.garch.init_variance], sigma2_next[:-1]])  # bar t's variance, made at t - 1
     expected = fit.garch.profile[bid] ** 2 * before * mult
-    return np.concatenate([realized_ratios(gk, expected, timestamps),
-                           volume_ratios(volume, fit.volume, bid, timestamps),
+    return np.concatenate([realized_ratios(gk, expected, timestamps, CONTEXT_SLICES),
+                           volume_ratios(volume, fit.volume, bid, timestamps, CONTEXT_SLICES),
                            signed_moves(returns, expected, timestamps)], axis=1)
 
 

@@ -19,8 +19,17 @@ import pandas as pd
 WINDOW_MINUTES: tuple[int, ...] = (0, 60, 24 * 60, 7 * 24 * 60)
 WINDOW_NAMES: tuple[str, ...] = ("1bar", "1h", "1d", "1w")
 N_WINDOWS = len(WINDOW_MINUTES)
-# the model's context: the range ratios, the volume ratios and the signed moves, over every window
-N_REALIZED = 3 * N_WINDOWS
+# slices of the past, (near, far) in minutes: the bars in (t - far, t - near]; (0, 0) = the bar itself, (0, w) = a
+# trailing window. HAR's windows as slices:
+HAR_SLICES: tuple[tuple[int, int], ...] = tuple((0, w) for w in WINDOW_MINUTES)
+# The model's range and volume context: the bar, the last two hours in quarter-hour slices, the two hours before,
+# then HAR's day and week. Disjoint recent slices let the heads learn how a burst's effect depends on its age (a
+# lag kernel), where trailing windows only average it away: information often shows in volume or range hours
+# before it reaches the closes, and how long before is the market's, not ours, to say.
+CONTEXT_SLICES: tuple[tuple[int, int], ...] = (
+    (0, 0), *((m, m + 15) for m in range(0, 120, 15)), (120, 240), (0, 24 * 60), (0, 7 * 24 * 60))
+# the model's context: range ratios and volume ratios over the context slices, signed moves over HAR's windows
+N_REALIZED = 2 * len(CONTEXT_SLICES) + N_WINDOWS
 # a ratio of realised to expected variance below this is read as this (bars without a range, e.g. no trades)
 MIN_RATIO = 1e-3
 
@@ -52,16 +61,34 @@ def trailing_sums(values: np.ndarray, timestamps: np.ndarray, windows: Sequence[
     return out
 
 
-def realized_ratios(gk: np.ndarray, expected_var: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+def slice_sums(values: np.ndarray, timestamps: np.ndarray, slices: Sequence[tuple[int, int]]) -> np.ndarray:
+    """(N,) values at sorted bar times -> (N, K) sums over the bars in (t - far, t - near] for each slice (near,
+    far) (far 0: the bar alone), as differences of trailing sums. Causal: row t uses rows <= t."""
+    ends = sorted({m for pair in slices for m in pair if m > 0})
+    trailing = dict(zip(ends, trailing_sums(values, timestamps, ends).T))
+    out = np.empty((len(values), len(slices)))
+    for k, (near, far) in enumerate(slices):
+        if far <= 0:
+            out[:, k] = values
+        else:
+            out[:, k] = trailing[far] - (trailing[near] if near > 0 else 0.0)
+    return out
+
+
+def realized_ratios(gk: np.ndarray, expected_var: np.ndarray, timestamps: np.ndarray,
+                    slices: Sequence[tuple[int, int]] = HAR_SLICES) -> np.ndarray:
     """(N, K) float32 log of (realised range variance / the variance a volatility model expected for the same
-    bars) over each trailing window: positive when the recent range ran hotter than the model thought.
+    bars) over each slice of the past (default: HAR's trailing windows): positive when the range ran hotter than
+    the model thought; 0 for a slice without bars (a session break).
 
     gk: (N,) Garman-Klass variance per bar; expected_var: (N,) the model's one-bar variance of each bar, made
     before the bar (e.g. the GARCH/time-of-day anchor's). Both sums cover the same bars, so the time-of-day
     pattern cancels."""
-    realised = trailing_sums(gk, timestamps)
-    expected = np.maximum(trailing_sums(expected_var, timestamps), 1e-300)
-    return np.log(np.maximum(realised / expected, MIN_RATIO)).astype(np.float32)
+    realised = slice_sums(np.asarray(gk, dtype=np.float64), timestamps, slices)
+    expected = slice_sums(np.asarray(expected_var, dtype=np.float64), timestamps, slices)
+    bars = slice_sums(np.ones(len(realised)), timestamps, slices) > 0.5
+    ratio = np.where(bars, realised / np.maximum(expected, 1e-300), 1.0)
+    return np.log(np.maximum(ratio, MIN_RATIO)).astype(np.float32)
 
 
 
@@ -78,14 +105,14 @@ def volume_profile(volume: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, 
 
 
 def volume_ratios(volume: np.ndarray, profile: np.ndarray | None, bar_in_day: np.ndarray,
-                  timestamps: np.ndarray) -> np.ndarray:
+                  timestamps: np.ndarray, slices: Sequence[tuple[int, int]] = HAR_SLICES) -> np.ndarray:
     """(N, K) float32 log of (volume traded / the volume usual at those bars' times of day) over each trailing
-    window: relative volume, which reveals how active the market is beyond its daily rhythm (zeros without a
+    slice of the past: relative volume, which reveals how active the market is beyond its daily rhythm (zeros without a
     profile). Causal: row t uses rows <= t."""
     if profile is None:
-        return np.zeros((len(volume), N_WINDOWS), dtype=np.float32)
+        return np.zeros((len(volume), len(slices)), dtype=np.float32)
     expected = np.asarray(profile, dtype=np.float64)[np.asarray(bar_in_day, dtype=np.int64)]
-    return realized_ratios(np.maximum(np.asarray(volume, dtype=np.float64), 0.0), expected, timestamps)
+    return realized_ratios(np.maximum(np.asarray(volume, dtype=np.float64), 0.0), expected, timestamps, slices)
 
 
 def signed_moves(returns: np.ndarray, expected_var: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
