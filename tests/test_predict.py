@@ -52,7 +52,7 @@ def test_run_records_rolls(trained):
 
 
 def test_older_run_with_removed_keys_forecasts_with_the_network_alone(trained, tmp_path, caplog):
-    """A run from before the seasonal blend, price grid and GJR anchor were removed: its keys and files are
+    """A run from before the seasonal blend, price grid, GJR anchor and initial guard were removed: its keys and files are
     ignored with one warning, the network's forecasts are scored, and an override of a removed key is refused."""
     import logging
     import shutil
@@ -64,6 +64,7 @@ def test_older_run_with_removed_keys_forecasts_with_the_network_alone(trained, t
     cfg = yaml.safe_load((old / "config.yaml").read_text())
     cfg["evaluation"].update(seasonal_blend=True, price_tick="auto")
     cfg["data"]["vol_anchor_leverage"] = False
+    cfg["trainer"]["beat_initial"] = "significant"
     (old / "config.yaml").write_text(yaml.safe_dump(cfg))
     (old / "seasonal_blend.json").write_text('{"weight": 0.5}')
     with caplog.at_level(logging.WARNING):
@@ -73,7 +74,7 @@ def test_older_run_with_removed_keys_forecasts_with_the_network_alone(trained, t
     own = json.loads((run_dir / "metrics.json").read_text())
     assert m["test"]["pinball_loss"] == pytest.approx(own["test"]["pinball_loss"], rel=1e-6)
     assert "seasonal_blend" not in m and "price_grid" not in m
-    for key in ("evaluation.seasonal_blend=false", "data.vol_anchor_leverage=true"):
+    for key in ("evaluation.seasonal_blend=false", "data.vol_anchor_leverage=true", "trainer.beat_initial=lower"):
         with pytest.raises(MigtError, match="no such key"):
             evaluate_checkpoint(old, [key])
 

@@ -15,8 +15,9 @@ from migt_train.errors import MigtError
 
 # keys of older runs whose code was removed (they did not help across data sets). The anchor's GJR gamma
 # (data.vol_anchor_leverage) is read back from vol_anchor.json, so those runs forecast as trained; the
-# seasonal blend and the price grid are not applied, their files (seasonal_blend.json, price_grid.json) unread.
-REMOVED_KEYS = ("evaluation.seasonal_blend", "evaluation.price_tick", "data.vol_anchor_leverage")
+# seasonal blend and the price grid are not applied, their files (seasonal_blend.json, price_grid.json) unread;
+# trainer.beat_initial only chose the kept epoch.
+REMOVED_KEYS = ("evaluation.seasonal_blend", "evaluation.price_tick", "data.vol_anchor_leverage", "trainer.beat_initial")
 
 
 def _merged(schema: type, node: Any, key: str) -> Any:

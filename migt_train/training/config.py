@@ -33,9 +33,6 @@ class TrainerConfig:
     # score the initial weights on val as "epoch 0", a candidate for best.pt: a model that starts at a
     # strong forecast (model.vol_anchor) is then never made worse by training that does not help on val
     validate_before_training: bool = False
-    # what a trained epoch needs to replace those initial weights as best: "lower" val loss, or a
-    # "significant" paired block-bootstrap improvement of the val pinball (training/initial_guard.py)
-    beat_initial: str = "lower"
     # lr of the model's body (everything but the output heads) relative to optimizer.lr (trainer._optimizer)
     body_lr_scale: float = 1.0
 
@@ -80,8 +77,6 @@ class TrainerConfig:
         v = cfg["ema_decay"]
         if v is not None and (not is_number(v) or not 0 < v < 1):
             raise bad("ema_decay", "must be null or a number in (0, 1)")
-        if cfg["beat_initial"] not in ("lower", "significant"):  # training/initial_guard.py
-            raise bad("beat_initial", "must be lower or significant")
         if not isinstance(cfg["body_lr_scale"], (int, float)) or isinstance(cfg["body_lr_scale"], bool) \
                 or not 0 <= cfg["body_lr_scale"] <= 1:
             raise bad("body_lr_scale", "must be a number in [0, 1]")

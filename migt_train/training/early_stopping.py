@@ -6,9 +6,7 @@ from typing import Any
 
 class EarlyStopping:
     """Stop after `patience` epochs in which the val loss fell by no more than min_delta below every earlier
-    epoch's. The best epoch is ranked by the candidate loss the caller passes (the trainer's initial guard may
-    turn an epoch down as best while its true val loss still fell: training is then still progressing, so the
-    patience restarts)."""
+    epoch's."""
 
     def __init__(self, patience: int = 10, min_delta: float = 1e-5) -> None:
         self.patience = int(patience)
@@ -16,21 +14,14 @@ class EarlyStopping:
         self.best = math.inf
         self.best_epoch = 0
         self.bad_epochs = 0
-        self.lowest = math.inf  # the lowest true val loss so far
 
-    def update(self, value: float, epoch: int, raw: float | None = None) -> bool:
-        """Record an epoch's candidate val loss (`raw`: its true val loss when that differs); True when it is
-        a new best."""
-        raw = value if raw is None else raw
+    def update(self, value: float, epoch: int) -> bool:
+        """Record an epoch's val loss; True when it is a new best."""
         improved = math.isfinite(value) and value < self.best - self.min_delta
         if improved:
-            self.best, self.best_epoch = value, epoch
-        if improved or (math.isfinite(raw) and raw < self.lowest - self.min_delta):
-            self.bad_epochs = 0
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
         else:
             self.bad_epochs += 1
-        if math.isfinite(raw):
-            self.lowest = min(self.lowest, raw)
         return improved
 
     @property
@@ -41,4 +32,5 @@ class EarlyStopping:
         return dict(self.__dict__)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"lowest": state.get("best", math.inf), **state})  # a checkpoint from before `lowest`
+        # only the counters this class has: checkpoints of earlier versions hold more (`lowest`)
+        self.__dict__.update({k: v for k, v in state.items() if k in ("patience", "min_delta", "best", "best_epoch", "bad_epochs")})

@@ -29,7 +29,6 @@ from migt_train.utils.io import save_torch
 from migt_train.training.checkpoint import FORMAT_VERSION, TopK, capture_rng, load_checkpoint, restore_rng
 from migt_train.training.early_stopping import EarlyStopping
 from migt_train.training.ema import WeightAverage
-from migt_train.training.initial_guard import InitialGuard
 from migt_train.training.sampler import EpochSampler
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,6 @@ class TrainState:
     scheduler: Any
     scaler: torch.amp.GradScaler
     early: EarlyStopping
-    initial_guard: InitialGuard
     progress: Progress
     sampler: EpochSampler
     topk: TopK
@@ -107,7 +105,6 @@ class TrainState:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "early_stopping": self.early.state_dict(),
-            "initial_guard": self.initial_guard.state_dict(),
             **self.progress.state_dict(),
             "rng": ranks[0],
             "rng_ranks": ranks,
@@ -150,7 +147,6 @@ class TrainState:
             patience, min_delta = self.early.patience, self.early.min_delta
             self.early.load_state_dict(ckpt["early_stopping"])
             self.early.patience, self.early.min_delta = patience, min_delta
-            self.initial_guard.load_state_dict(ckpt.get("initial_guard"))  # absent in checkpoints before it existed
             self.topk.load_state_dict(ckpt["topk"])
             self.sampler.load_state_dict(ckpt["sampler"])
             self.progress.load_state_dict(ckpt)
@@ -194,14 +190,12 @@ class CheckpointFiles:
         if self.is_main:
             save_torch(self.last, state)
 
-    def write_epoch(self, state: dict[str, Any], epoch: int, val_loss: float, improved: bool,
-                    candidate: bool = True) -> None:
+    def write_epoch(self, state: dict[str, Any], epoch: int, val_loss: float, improved: bool) -> None:
         """Top-k file and best.pt as earned, last.pt last (so everything it references exists), then
-        the top-k files that fell out. `candidate`: the epoch competes for best.pt (an epoch kept out by
-        trainer.beat_initial does not, so it gets no top-k file that would claim a lower loss than best.pt)."""
+        the top-k files that fell out."""
         if not self.is_main:
             return
-        name, dropped = self.topk.offer(val_loss, epoch) if candidate else (None, [])
+        name, dropped = self.topk.offer(val_loss, epoch)
         state["topk"] = self.topk.state_dict()
         if name is not None:
             save_torch(self.directory / name, state)

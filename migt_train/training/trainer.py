@@ -50,7 +50,6 @@ from migt_train.training.checkpoint import TopK
 from migt_train.training import divergence
 from migt_train.training.config import TrainerConfig
 from migt_train.training.early_stopping import EarlyStopping
-from migt_train.training.initial_guard import InitialGuard
 from migt_train.training.ema import WeightAverage
 from migt_train.training.reporting import FitResult, MetricsLogger, Validation, epoch_record, progress_bar, write_history
 from migt_train.training.sampler import EpochSampler
@@ -135,13 +134,12 @@ class Trainer:
         self.sampler = EpochSampler(data.splits["train"], config.batch_size, self.seed, config.limit_train_batches,
                                     rank=dist.rank, world_size=dist.world_size)
         self.early = EarlyStopping(config.early_stopping_patience, config.early_stopping_min_delta or 0.0)
-        self.initial_guard = InitialGuard(config.beat_initial, self.levels, max(data.horizons))
         self.topk = TopK(self.run_dir / "checkpoints", config.save_top_k)
         self.files = CheckpointFiles(self.run_dir / "checkpoints", self.topk, self.is_main)
         self.progress = Progress()
         self.state = TrainState(
             model=self.model, param_names=self.param_names, ema=self.ema, optimizer=self.optimizer,
-            scheduler=self.scheduler, scaler=self.scaler, early=self.early, initial_guard=self.initial_guard,
+            scheduler=self.scheduler, scaler=self.scaler, early=self.early,
             progress=self.progress, sampler=self.sampler, topk=self.topk, seed=self.seed, rank=dist.rank,
             identity={"config": self.run_config, "trainer": json_plain(config.__dict__), "seed": self.seed,
                       "feature_names": list(data.feature_names), "horizon_names": list(data.horizon_names),
@@ -326,7 +324,6 @@ class Trainer:
         training figures), so training that does not help on val cannot make the model worse."""
         t0 = time.perf_counter()
         val = self.validate("val")
-        self.initial_guard.set_initial(val.quantiles, val.targets)
         improved = self.early.update(val.loss, 0)
         p = self.progress
         p.history.append(epoch_record(0, p.global_step, self.scheduler.get_last_lr()[0], val.loss, val.metrics,
@@ -336,16 +333,6 @@ class Trainer:
             write_history(self.run_dir, p.history)
         self._info("epoch 0 (initial weights): val loss %.6f", val.loss)
 
-    def _candidate_loss(self, epoch: int, val: Validation) -> float:
-        """The val loss early stopping ranks the epoch by: inf while the initial weights are best and the
-        epoch does not beat them by trainer.beat_initial's rule (history keeps the true loss)."""
-        if self.early.best_epoch != 0 or not val.loss < self.early.best - self.early.min_delta:
-            return val.loss
-        ok, why = self.initial_guard.accepts(val.quantiles, val.targets)
-        if not ok:
-            self._info("epoch %d: val loss below the initial weights' but not beyond noise (%s); epoch 0 stays best", epoch, why)
-        return val.loss if ok else math.inf
-
     def _end_epoch(self, epoch: int, train: dict[str, Any], seconds: float) -> None:
         lr = self.scheduler.get_last_lr()[0]
         val = self.validate("val")
@@ -353,8 +340,7 @@ class Trainer:
         self.scheduler.epoch_end()
         diverged = not math.isfinite(val_loss) or val_loss > divergence.FACTOR * self.zero_loss
         best_before = (self.early.best_epoch, self.early.best)
-        candidate = self._candidate_loss(epoch, val)
-        improved = self.early.update(candidate, epoch, val_loss)
+        improved = self.early.update(val_loss, epoch)
         p = self.progress
         p.epoch = epoch
         record = epoch_record(epoch, p.global_step, lr, val_loss, val_metrics, seconds, train)
@@ -363,8 +349,7 @@ class Trainer:
             if self.is_main:
                 write_history(self.run_dir, p.history)
             divergence.check(epoch, val_loss, self.zero_loss, *best_before, self.files.directory / "best.pt")
-        # an epoch the initial guard turned down gets no top-k file that would outrank best.pt
-        self.files.write_epoch(self.state.state_dict(), epoch, val_loss, improved, math.isfinite(candidate))
+        self.files.write_epoch(self.state.state_dict(), epoch, val_loss, improved)
         if self.is_main:
             write_history(self.run_dir, p.history)
         self._info("epoch %d/%d: train loss %.6g, val loss %.6g (%.2fx the training-mean forecast's)%s, "
