@@ -147,7 +147,8 @@ def test_data_schema_from_config_fills_left_out_keys_and_names_a_bad_one() -> No
         DataSchema.from_config({"session_end": "25:00"})
 
 
-@pytest.mark.parametrize("key", ["evaluation.seasonal_blend", "evaluation.price_tick", "data.vol_anchor_leverage"])
+@pytest.mark.parametrize("key", ["evaluation.seasonal_blend", "evaluation.price_tick", "data.vol_anchor_leverage",
+                                 "trainer.beat_initial"])
 def test_removed_keys_are_refused(key: str) -> None:
     """Keys whose code was removed fail by name, as an override and as an added key, never silently."""
     from hydra.errors import ConfigCompositionException
