@@ -400,3 +400,22 @@ def test_calendar_parts_of_width_zero_are_left_out():
     assert out.shape == (2, 3, 8)
     other = dict(time, day_of_month=torch.tensor([5, 6]), day_of_year=torch.tensor([40, 41]))
     assert torch.equal(out, enc(other, torch.ones(2, 3, dtype=torch.bool), 1))  # the day of month/year is not seen
+
+
+def test_instruments_share_the_heads_context_weights_plus_their_own_deviation():
+    """Pooled heads: one set of context weights for every instrument plus each instrument's own deviation, zero
+    at the start (every instrument alike); a deviation moves only its instrument's forecasts."""
+    levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]
+    model = tiny(n_instruments=2, vol_anchor=True, n_realized=4, quantile_levels=levels, head_shape="fixed").eval()
+    assert model.heads.instrument_context_scale.shape == (2, 3, 1 + 4) and not model.heads.instrument_context_scale.any()
+    assert "heads.instrument_context_scale" not in dict(tiny(vol_anchor=True, n_realized=4, quantile_levels=levels,
+                                                             head_shape="fixed").named_parameters())
+    batch = make_batch()
+    batch["time"].update(instrument=torch.tensor([0, 1, 0, 1]), vol_anchor=torch.full((4, 3), 1e-3),
+                         realized=torch.randn(4, 4))
+    same = {**batch, "time": {**batch["time"], "instrument": torch.zeros(4, dtype=torch.long)}}
+    assert torch.equal(run(model, batch)["quantiles"], run(model, same)["quantiles"])
+    with torch.no_grad():
+        model.heads.instrument_context_scale[1, :, 1:] = 0.5
+    moved = (run(model, batch)["quantiles"] != run(model, same)["quantiles"]).flatten(1).any(1)
+    assert moved.tolist() == [False, True, False, True]

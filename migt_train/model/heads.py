@@ -32,7 +32,7 @@ class QuantileHeads(nn.Module):
     def __init__(self, d_model: int, n_horizons: int, n_quantiles: int, hidden: int = 128,
                  n_scales: int = 0, scale_anchor: int | None = None, init_low: float = -1.6,
                  init_high: float = 1.6, n_context: int = 0, init_levels: Sequence[float] | None = None,
-                 init_df: float = 5.0, fixed_shape: bool = False):
+                 init_df: float = 5.0, fixed_shape: bool = False, n_instruments: int = 1):
         super().__init__()
         self.fixed_shape = fixed_shape
         step = (init_high - init_low) / max(n_quantiles - 1, 1)
@@ -56,6 +56,8 @@ class QuantileHeads(nn.Module):
                 self.context = nn.Linear(n_context, d_model)
                 nn.init.zeros_(self.context.weight)
             self.context_scale = nn.Parameter(torch.zeros(n_horizons, n_context))
+            if n_instruments > 1:  # each instrument's own deviation from the shared weights, zero at the start
+                self.instrument_context_scale = nn.Parameter(torch.zeros(n_instruments, n_horizons, n_context))
 
         # log of a per-horizon spread factor, linear in the features and the window's log std per
         # variable: the input scale reaches the output multiplicatively, as a volatility forecast does
@@ -75,12 +77,17 @@ class QuantileHeads(nn.Module):
         self.b2[:, 0] = quantiles[:, 0].to(self.b2)
         self.b2[:, 1:] = torch.log(torch.expm1(steps)).to(self.b2)
 
-    def forward(self, x: torch.Tensor, log_std: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, D), log_std (B, n_scales), context (B, H, n_context) or None -> (B, H, Q)."""
+    def forward(self, x: torch.Tensor, log_std: torch.Tensor, context: torch.Tensor | None = None,
+                instrument: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, D), log_std (B, n_scales), context (B, H, n_context) or None, instrument (B,) (with
+        n_instruments > 1) -> (B, H, Q)."""
         shape = _increasing(self.b2).expand(len(x), -1, -1) if self.fixed_shape else self._shape(x, context)
         log_scale = self.log_scale(torch.cat([x, log_std], dim=-1))  # (B, H)
         if context is not None:
-            log_scale = log_scale + (context * self.context_scale).sum(-1)
+            weights = self.context_scale
+            if instrument is not None and hasattr(self, "instrument_context_scale"):
+                weights = weights + self.instrument_context_scale[instrument]  # (B, H, C)
+            log_scale = log_scale + (context * weights).sum(-1)
         scale = log_scale.clamp(-6.0, 6.0).exp()
         return shape * scale.unsqueeze(-1)
 

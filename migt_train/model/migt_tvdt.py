@@ -49,7 +49,8 @@ class MIGTTVDT(nn.Module):
     n_instruments > 1 (a pooled run, data.path naming several instruments): time["instrument"] (B,) says whose
         window it is; the input and target scaling buffers hold one row per instrument, and a learned
         instrument embedding (zero at the start) is added to the variable tokens before the variable stage and
-        to the pooled representation. With 1 the model and its state_dict are the single-instrument ones.
+        to the pooled representation; the heads' context weights are shared plus each instrument's own deviation
+        (zero at the start). With 1 the model and its state_dict are the single-instrument ones.
     """
 
     HEAD_SHAPES = ("learned", "fixed")
@@ -98,7 +99,7 @@ class MIGTTVDT(nn.Module):
                                    scale_anchor=None if self.vol_anchor else scale_anchor,
                                    n_context=int(self.vol_anchor) + self.n_event_features + self.n_realized,
                                    init_levels=quantile_levels if self.vol_anchor else None, init_df=anchor_df,
-                                   fixed_shape=head_shape == "fixed")
+                                   fixed_shape=head_shape == "fixed", n_instruments=self.n_instruments)
         if self.vol_anchor and head_shape != "fixed":
             # zero last layer: the untrained model is exactly sigma_h times the start quantiles
             nn.init.zeros_(self.heads.w2)
@@ -195,7 +196,7 @@ class MIGTTVDT(nn.Module):
             context.append(time["events"].to(h.dtype))
         if self.n_realized:  # the same recent range, volume and move context for every horizon
             context.append(time["realized"].to(h.dtype).unsqueeze(1).expand(-1, sigma.shape[1], -1))
-        q = self.heads(h, stats[..., 1], torch.cat(context, dim=-1) if context else None)
+        q = self.heads(h, stats[..., 1], torch.cat(context, dim=-1) if context else None, inst)
         if self.vol_anchor:
             q = q * sigma.unsqueeze(-1)  # log-return units
             return {"quantiles": q, "quantiles_std": (q - t_mean.unsqueeze(-1)) / t_std.unsqueeze(-1)}
