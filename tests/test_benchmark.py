@@ -26,7 +26,6 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.slow
 def test_table_from_real_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MIGT_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "bench"

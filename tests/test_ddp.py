@@ -18,7 +18,6 @@ from migt_train.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow  # real training processes (several seconds each)
 
 
 def _env(cwd: Path) -> dict[str, str]:
@@ -110,6 +109,7 @@ def _rank_pid(launcher: subprocess.Popen, rank: int) -> int | None:
     return None
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_rank_stops_all_and_resumes_across_world_sizes(tmp_path: Path) -> None:
     proc = subprocess.Popen(_command(2, ("trainer.max_epochs=200",)), cwd=tmp_path, env=_env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -24,7 +24,6 @@ assert "matplotlib" not in sys.modules, "import migt_train.config.schema must no
 """
 
 
-@pytest.mark.slow
 def test_compose_after_import_migt_train_instantiates_the_model():
     # a fresh interpreter: in this process other tests have imported migt_train.config.schema already
     p = subprocess.run([sys.executable, "-c", COMPOSE, str(ROOT / "conf")], capture_output=True, text=True,

@@ -17,7 +17,6 @@ from data_helpers import small_bars, write_bars
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow  # real training processes
 
 POOLED = ("data.synthetic.instruments=3", "data.cross_asset=true", "data.vol_anchor=true",
           "data.synthetic.oracle_paths=64")
@@ -122,6 +121,7 @@ def _timeless(d):
     return d
 
 
+@pytest.mark.slow
 def test_pooled_run_under_ddp_and_in_a_sweep(tmp_path: Path) -> None:
     env = {**os.environ, "MIGT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)

@@ -21,7 +21,6 @@ from migt_train.cli.predict import main as predict_main
 from data_helpers import small_bars, write_bars
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow  # a real training process
 LEVELS = ["0.05", "0.1", "0.25", "0.5", "0.75", "0.89", "0.94"]
 
 

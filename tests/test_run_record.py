@@ -208,6 +208,7 @@ def test_divergence_fails_with_what_to_try(tmp_path: Path, overrides: tuple[str,
     assert not (tmp_path / "run" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_during_the_final_evaluation_is_a_clean_stop(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = start_py(tmp_path, "experiment=smoke", "hydra.run.dir=run", "evaluation.conformal=true")

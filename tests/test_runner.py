@@ -17,7 +17,6 @@ from migt_train.cli.summarize import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow  # real training processes
 
 
 def run_py(cwd: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -95,6 +95,7 @@ def test_two_workers_share_a_postgresql_study(tmp_path: Path, postgres_url: str)
     assert not (tmp_path / "outputs" / "optuna.db").exists()  # nothing went to the SQLite default
 
 
+@pytest.mark.slow
 def test_relaunch_into_a_fixed_sweep_dir_adds_jobs_and_keeps_old_files(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     args = [f"hydra.sweep.dir={sweep_dir}", "hydra.sweeper.n_trials=2"]
@@ -111,6 +112,7 @@ def test_relaunch_into_a_fixed_sweep_dir_adds_jobs_and_keeps_old_files(tmp_path:
     check_jobs(study, sweep_dir)
 
 
+@pytest.mark.slow
 def test_failed_trials_are_stored_as_fail(tmp_path: Path) -> None:
     # a negative weight decay fails every trial's config validation; the sweep goes on
     run_sweep(tmp_path, "hydra.sweeper.n_trials=2", "optimizer.weight_decay=-1")
@@ -123,6 +125,7 @@ def test_failed_trials_are_stored_as_fail(tmp_path: Path) -> None:
         assert status["trial_number"] == int(number)
 
 
+@pytest.mark.slow
 def test_trial_left_running_by_a_dead_worker_is_failed_at_next_launch(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path}/outputs/optuna.db"
     sweep_dir = tmp_path / "sweep"
@@ -192,6 +195,7 @@ def test_search_ranges_follow_the_experiment_schedule(experiment: str, warmup: i
         assert warmup <= t.max_epochs * t.limit_train_batches // t.gradient_accumulation_steps // 4
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_a_parallel_batch(tmp_path: Path) -> None:
     # one sweep process, a batch of two trials run at once by two joblib (loky) worker processes
     run_sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
@@ -203,6 +207,7 @@ def test_joblib_launcher_runs_a_parallel_batch(tmp_path: Path) -> None:
     check_jobs(study, sweep)
 
 
+@pytest.mark.slow
 def test_submitit_launcher_runs_trials_in_their_own_processes(tmp_path: Path) -> None:
     # submitit's local executor: the SLURM launcher's code path (pickled launcher, job run in a
     # fresh process from the per-trial overrides) without a cluster

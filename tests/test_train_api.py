@@ -15,7 +15,6 @@ from migt_train.errors import MigtError
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.slow  # real training runs
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ HELPERS = Path(__file__).with_name("training_helpers.py")
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 4
 
-pytestmark = pytest.mark.slow  # real training processes
 
 
 def _start(run_dir: Path, slow: float) -> subprocess.Popen:
