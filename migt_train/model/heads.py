@@ -43,6 +43,7 @@ class QuantileHeads(nn.Module):
             init = [float(t[0])] + [math.log(math.expm1(float(d))) for d in t[1:] - t[:-1]]
         init_t = torch.tensor(init, dtype=torch.float32).repeat(n_horizons, 1)
         self.context = None
+        self.register_parameter("instrument_context_scale", None)
         if fixed_shape:  # one learned shape for every input, from the start quantiles (set_start); no MLP
             self.b2 = nn.Parameter(init_t)
         else:
@@ -85,7 +86,7 @@ class QuantileHeads(nn.Module):
         log_scale = self.log_scale(torch.cat([x, log_std], dim=-1))  # (B, H)
         if context is not None:
             weights = self.context_scale
-            if instrument is not None and hasattr(self, "instrument_context_scale"):
+            if instrument is not None and self.instrument_context_scale is not None:
                 weights = weights + self.instrument_context_scale[instrument]  # (B, H, C)
             log_scale = log_scale + (context * weights).sum(-1)
         scale = log_scale.clamp(-6.0, 6.0).exp()

@@ -33,4 +33,4 @@ class EarlyStopping:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # only the counters this class has: checkpoints of earlier versions hold more (`lowest`)
-        self.__dict__.update({k: v for k, v in state.items() if k in ("patience", "min_delta", "best", "best_epoch", "bad_epochs")})
+        self.__dict__.update({k: v for k, v in state.items() if k in vars(self)})
