@@ -244,3 +244,15 @@ def test_validate_before_training_keeps_the_initial_weights_when_training_hurts(
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert best["epoch"] == 0
     assert torch.equal(torch.cat([v.flatten() for k, v in best["model"].items() if not k.startswith(("input_", "target_"))]), init)
+
+
+def test_early_stopping_counts_epochs_without_a_new_best_and_reads_older_checkpoints():
+    from migt_train.training.early_stopping import EarlyStopping
+
+    early = EarlyStopping(patience=2, min_delta=0.0)
+    assert early.update(1.0, 0) and early.update(0.9, 1)
+    assert not early.update(0.95, 2) and not early.should_stop
+    assert not early.update(0.9, 3) and early.should_stop and early.best_epoch == 1
+    again = EarlyStopping(patience=2)
+    again.load_state_dict({**early.state_dict(), "lowest": 0.5})  # a checkpoint written with the removed guard
+    assert vars(again) == vars(early)
