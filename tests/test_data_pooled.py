@@ -9,7 +9,7 @@ import torch
 from data_helpers import data_cfg, small_bars, write_bars
 
 from migt_train.data import load_market
-from migt_train.data.cross_asset import CROSS_FEATURES, cross_block, cross_names
+from migt_train.data.cross_asset import CROSS_FEATURES, CROSS_MOVE_LAGS, cross_block, cross_moves, cross_names
 from migt_train.data.latest import SPLIT, latest_market
 from migt_train.data.pooled import instrument_view
 from migt_train.data.splits import NAMES, make_splits, pooled_splits
@@ -79,6 +79,16 @@ def test_cross_block_is_each_instruments_bar_at_the_same_start():
     assert a.tolist() == [[1, 10, 1, 0, 0, 0], [2, 20, 1, -1, -10, 1], [3, 30, 1, 0, 0, 0]]
     assert b.tolist() == [[2, 20, 1, -1, -10, 1], [0, 0, 0, -2, -20, 1]]
     assert a.dtype == np.float32
+
+
+def test_cross_moves_are_each_instruments_recent_bars():
+    ts_a = np.array(["2024-01-02T00:00", "2024-01-02T00:01", "2024-01-02T00:02"], dtype="datetime64[ns]")
+    ts_b = np.array(["2024-01-02T00:01", "2024-01-02T00:02"], dtype="datetime64[ns]")
+    a, b = cross_moves([ts_a, ts_b], [np.array([1.0, 2, 3]), np.array([-1.0, -2])], lags=2)
+    # A's rows: its own bar and the one before, then B's at the same start (none at 00:00: zeros)
+    assert a.tolist() == [[1, 0, 0, 0], [2, 1, -1, 0], [3, 2, -2, -1]]
+    assert b.tolist() == [[2, 1, -1, 0], [3, 2, -2, -1]]
+    assert a.dtype == np.float32 and CROSS_MOVE_LAGS >= 2
 
 
 # -- load_market on several files ------------------------------------------------------------------------
@@ -166,6 +176,14 @@ def test_cross_inputs_are_causal_and_mark_missing_bars(files, tmp_path):
     assert torch.equal(pooled.batch(rows)["features"], moved.batch(rows)["features"])
     later = ~upto & (pooled.instrument == 0)
     assert not torch.equal(pooled.features[later], moved.features[later])  # nq's rows after t do see it
+    # with the anchor the heads also see every instrument's recent moves: causal as well
+    anchored, anchored_moved = (load_market(_cfg(d, {"nq": str(nq), "es": str(p)}, cross_asset=True, vol_anchor=True))
+                                for p in (es, tmp_path / "es.csv"))
+    assert anchored.n_cross == 2 * CROSS_MOVE_LAGS and anchored.realized.shape[1] > anchored.n_cross
+    assert torch.equal(anchored.realized[upto], anchored_moved.realized[upto])
+    assert not torch.equal(anchored.realized[later], anchored_moved.realized[later])
+    cross = instrument_view(anchored, "nq").realized[:, -anchored.n_cross:]
+    assert (cross[present == 0][:, CROSS_MOVE_LAGS:] == 0).all()  # es's slot is empty where it has no bar
 
 
 def test_latest_gives_every_instruments_latest_bar(files):

@@ -419,3 +419,26 @@ def test_instruments_share_the_heads_context_weights_plus_their_own_deviation():
         model.heads.instrument_context_scale[1, :, 1:] = 0.5
     moved = (run(model, batch)["quantiles"] != run(model, same)["quantiles"]).flatten(1).any(1)
     assert moved.tolist() == [False, True, False, True]
+
+
+def test_cross_moves_shift_each_instruments_quantiles_from_zero():
+    """n_cross: the tail of time["realized"] (the instruments' recent moves) moves every quantile of a horizon by
+    the same amount, per instrument; zero at the start, so the untrained model ignores it."""
+    levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]
+    kw = dict(n_instruments=2, vol_anchor=True, n_realized=4, quantile_levels=levels, head_shape="fixed")
+    model, plain = tiny(n_cross=2, **kw).eval(), tiny(**kw).eval()
+    assert model.heads.cross_location.shape == (2, 3, 2) and not model.heads.cross_location.any()
+    batch = make_batch()
+    realized = torch.randn(4, 6)
+    batch["time"].update(instrument=torch.tensor([0, 1, 0, 1]), vol_anchor=torch.full((4, 3), 1e-3), realized=realized)
+    without = {**batch, "time": {**batch["time"], "realized": realized[:, :4]}}
+    assert torch.equal(run(model, batch)["quantiles"], run(plain, without)["quantiles"])
+    with torch.no_grad():
+        model.heads.cross_location[1, 2] = torch.tensor([0.5, -1.0])
+    shift = run(model, batch)["quantiles"] - run(plain, without)["quantiles"]
+    expected = 1e-3 * (0.5 * realized[:, 4] - realized[:, 5])  # in units of the anchor's std
+    assert torch.allclose(shift[[1, 3], 2], expected[[1, 3], None].expand(-1, 7), atol=1e-9)
+    assert not shift[[0, 2]].any() and not shift[:, :2].any()
+    errors = list(MIGTTVDT.config_errors({**TINY, **kw, "vol_anchor": False, "n_cross": 2, "dropout": 0.0,
+                                          "n_heads": 2, "d_model": 16, "patch_len": 1}))
+    assert ("n_cross", "needs data.vol_anchor=true (the moves are in units of the anchor's std)", 2) in errors

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from migt_train.data.build import _horizon_context, _processed, long_tensor, market_fields
-from migt_train.data.cross_asset import cross_block, cross_names
+from migt_train.data.cross_asset import cross_block, cross_moves, cross_names
 from migt_train.data.features import FEATURE_WARMUP
 from migt_train.data.instruments import Source, check_instruments, sources
 from migt_train.data.market import MarketData
@@ -24,6 +24,7 @@ from migt_train.data.sources.calendar import time_info
 from migt_train.data.splits import pooled_splits
 from migt_train.errors import MigtError
 from migt_train.volatility.anchor import AnchorFit
+from migt_train.volatility.realized import BAR_MOVE
 
 
 @dataclass
@@ -128,7 +129,8 @@ def anchor_fit_of(anchor_fit: Any, name: str) -> AnchorFit | None:
 
 
 def with_cross_inputs(markets: Mapping[str, MarketData], instruments: Sequence[str]) -> dict[str, MarketData]:
-    """Each market with the cross-asset block (data/cross_asset.py) appended to its features: a slot per
+    """Each market with the cross-asset block (data/cross_asset.py) appended to its features, and with the
+    anchor's context every instrument's recent bar moves appended to its `realized` (n_cross): a slot per
     instrument of `instruments`, read at the market's own bar starts."""
     missing = [n for n in instruments if n not in markets]
     if missing:
@@ -136,6 +138,12 @@ def with_cross_inputs(markets: Mapping[str, MarketData], instruments: Sequence[s
     blocks = cross_block([markets[n].timestamps for n in instruments],
                          [markets[n].features.numpy() for n in instruments], markets[instruments[0]].feature_names)
     names = cross_names(instruments)
-    return {n: replace(markets[n], features=torch.cat([markets[n].features, torch.from_numpy(b)], dim=1),
-                       feature_names=[*markets[n].feature_names, *names])
-            for n, b in zip(instruments, blocks)}
+    out = {n: replace(markets[n], features=torch.cat([markets[n].features, torch.from_numpy(b)], dim=1),
+                      feature_names=[*markets[n].feature_names, *names])
+           for n, b in zip(instruments, blocks)}
+    if not markets[instruments[0]].realized.shape[1]:
+        return out  # no anchor, no context: the cross variables reach the model through its body only
+    moves = cross_moves([markets[n].timestamps for n in instruments],
+                        [markets[n].realized[:, BAR_MOVE].numpy() for n in instruments])
+    return {n: replace(out[n], realized=torch.cat([out[n].realized, torch.from_numpy(m)], dim=1), n_cross=m.shape[1])
+            for n, m in zip(instruments, moves)}

@@ -8,6 +8,10 @@ Instruments trade at different minutes (YM and RTY skip minutes without trades):
 at that start contributes zeros with presence 0, which is also what a minute without trades is (no price
 change, no range). The variables go through the temporal stage like the instrument's own and meet them in the
 variable-attention stage.
+
+With the volatility anchor, the heads also see each instrument's last few bar moves in units of the std its own
+anchor expected (cross_moves): one market's shock often reaches another's price a few bars later (lead-lag), a
+shift of the forecast's location that the heads learn per instrument (model.n_cross).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import numpy as np
 # the features of another instrument a window sees, then its presence flag
 CROSS_FEATURES = ("log_return", "garman_klass")
 PRESENT = "present"
+# bar moves of every instrument the heads see: the bar and the ones before it (lead-lag lives in the last few bars)
+CROSS_MOVE_LAGS = 3
 
 
 def cross_names(instruments: Sequence[str]) -> list[str]:
@@ -32,12 +38,32 @@ def cross_block(timestamps: Sequence[np.ndarray], features: Sequence[np.ndarray]
     (N_k, I * C) float32, slot j = instrument j's CROSS_FEATURES at row i's bar start and its presence.
     One table over the union of bar starts, filled and read by searchsorted: no per-row Python."""
     cols = [list(feature_names).index(f) for f in CROSS_FEATURES]
+    return _aligned(timestamps, [np.asarray(x)[:, cols] for x in features], presence=True)
+
+
+def cross_moves(timestamps: Sequence[np.ndarray], moves: Sequence[np.ndarray],
+                lags: int = CROSS_MOVE_LAGS) -> list[np.ndarray]:
+    """Per instrument k: its bar starts (N_k,) and one-bar moves (N_k,) (return over its anchor's expected std) ->
+    (N_k, I * lags) float32, slot j = instrument j's moves of its bar at row i's bar start and the lags - 1 bars
+    before it (zeros where it has no bar at that start). Causal: no bar after row i's own."""
+    lagged = []
+    for m in moves:
+        m = np.asarray(m, dtype=np.float32)
+        lagged.append(np.stack([np.concatenate([np.zeros(k, np.float32), m[: len(m) - k]]) for k in range(lags)], 1))
+    return _aligned(timestamps, lagged, presence=False)
+
+
+def _aligned(timestamps: Sequence[np.ndarray], values: Sequence[np.ndarray], presence: bool) -> list[np.ndarray]:
+    """Per instrument k: bar starts (N_k,) and values (N_k, W) -> per instrument (N_k, I * (W + presence)): every
+    instrument's values at row i's bar start (zeros where it has no bar), then 1 where it has one. One table over
+    the union of bar starts, filled and read by searchsorted: no per-row Python."""
     stamps = [np.asarray(t).astype("datetime64[ns]").astype(np.int64) for t in timestamps]
     union = np.unique(np.concatenate(stamps)) if stamps else np.empty(0, np.int64)
-    width = len(CROSS_FEATURES) + 1
+    width = (values[0].shape[1] if len(values) else 0) + int(presence)
     table = np.zeros((len(union), len(stamps), width), dtype=np.float32)
-    for j, (t, x) in enumerate(zip(stamps, features)):
+    for j, (t, x) in enumerate(zip(stamps, values)):
         at = np.searchsorted(union, t)
-        table[at, j, :-1] = np.asarray(x)[:, cols]
-        table[at, j, -1] = 1.0
+        table[at, j, : x.shape[1]] = x
+        if presence:
+            table[at, j, -1] = 1.0
     return [table[np.searchsorted(union, t)].reshape(len(t), -1) for t in stamps]

@@ -61,6 +61,9 @@ class MarketData:
     # (N, K) with the anchor: log realised range variance over the anchor's expectation, per trailing window
     # (volatility/realized.py; K = 0 without the anchor)
     realized: torch.Tensor | None = None
+    # data.cross_asset with the anchor: the last n_cross columns of `realized` are every instrument's recent bar
+    # moves at the row's bar start (data/cross_asset.cross_moves)
+    n_cross: int = 0
     # the fitted volatility anchor (data.vol_anchor: data.vol_anchor.AnchorFit; a run stores it as vol_anchor.json)
     anchor_fit: Any = None
     # several instruments pooled (data/pooled.py): the model's instrument names (its ids index them) and each

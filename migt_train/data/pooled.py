@@ -62,7 +62,7 @@ def pool_markets(markets: Mapping[str, MarketData], instruments: Sequence[str]) 
     first = markets[names[0]]
     for name in names[1:]:
         m = markets[name]
-        for key in ("feature_names", "horizons", "bar_minutes", "max_seq_len"):
+        for key in ("feature_names", "horizons", "bar_minutes", "max_seq_len", "n_cross"):
             if getattr(m, key) != getattr(first, key):
                 raise MigtError(f"data.path: instrument {name} has {key} {getattr(m, key)}, {names[0]} {getattr(first, key)}")
     sizes = [len(markets[n].targets) for n in names]
@@ -81,6 +81,7 @@ def pool_markets(markets: Mapping[str, MarketData], instruments: Sequence[str]) 
         horizon_names=list(first.horizon_names),
         bar_minutes=first.bar_minutes,
         max_seq_len=first.max_seq_len,
+        n_cross=first.n_cross,
         splits={k: torch.cat([markets[n].splits[k] + int(offsets[i]) for i, n in enumerate(names)]) for k in first.splits},
         source=first.source,
         oracle=PooledOracle(oracles, {n: bounds[n] for n in oracles}) if len(oracles) == len(names) else None,

@@ -25,6 +25,9 @@ class QuantileHeads(nn.Module):
     n_context > 0: a per-horizon context (B, H, C) (e.g. releases inside the horizon, the log of the
     volatility anchor) enters each horizon's MLP input and, linearly, its log spread; both start at 0.
 
+    n_cross > 0: other instruments' recent moves (B, n_cross) shift each horizon's quantiles, per instrument
+    (lead-lag: a known part of the coming shocks moves the forecast's location); zero at the start.
+
     fixed_shape: no MLP; the standardised quantiles are one learned (H, Q) shape for every input (from the start quantiles,
     e.g. the training quantiles of y / sigma_h) and only the log spread depends on the inputs.
     """
@@ -32,7 +35,8 @@ class QuantileHeads(nn.Module):
     def __init__(self, d_model: int, n_horizons: int, n_quantiles: int, hidden: int = 128,
                  n_scales: int = 0, scale_anchor: int | None = None, init_low: float = -1.6,
                  init_high: float = 1.6, n_context: int = 0, init_levels: Sequence[float] | None = None,
-                 init_df: float = 5.0, fixed_shape: bool = False, n_instruments: int = 1):
+                 init_df: float = 5.0, fixed_shape: bool = False, n_instruments: int = 1,
+                 n_cross: int = 0):
         super().__init__()
         self.fixed_shape = fixed_shape
         step = (init_high - init_low) / max(n_quantiles - 1, 1)
@@ -44,6 +48,9 @@ class QuantileHeads(nn.Module):
         init_t = torch.tensor(init, dtype=torch.float32).repeat(n_horizons, 1)
         self.context = None
         self.register_parameter("instrument_context_scale", None)
+        self.register_parameter("cross_location", None)
+        if n_cross:
+            self.cross_location = nn.Parameter(torch.zeros(n_instruments, n_horizons, n_cross))
         if fixed_shape:  # one learned shape for every input, from the start quantiles (set_start); no MLP
             self.b2 = nn.Parameter(init_t)
         else:
@@ -79,9 +86,9 @@ class QuantileHeads(nn.Module):
         self.b2[:, 1:] = torch.log(torch.expm1(steps)).to(self.b2)
 
     def forward(self, x: torch.Tensor, log_std: torch.Tensor, context: torch.Tensor | None = None,
-                instrument: torch.Tensor | None = None) -> torch.Tensor:
+                instrument: torch.Tensor | None = None, cross: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, D), log_std (B, n_scales), context (B, H, n_context) or None, instrument (B,) (with
-        n_instruments > 1) -> (B, H, Q)."""
+        n_instruments > 1), cross (B, n_cross) (with n_cross) -> (B, H, Q)."""
         shape = _increasing(self.b2).expand(len(x), -1, -1) if self.fixed_shape else self._shape(x, context)
         log_scale = self.log_scale(torch.cat([x, log_std], dim=-1))  # (B, H)
         if context is not None:
@@ -90,7 +97,11 @@ class QuantileHeads(nn.Module):
                 weights = weights + self.instrument_context_scale[instrument]  # (B, H, C)
             log_scale = log_scale + (context * weights).sum(-1)
         scale = log_scale.clamp(-6.0, 6.0).exp()
-        return shape * scale.unsqueeze(-1)
+        out = shape * scale.unsqueeze(-1)
+        if self.cross_location is not None:
+            weights = self.cross_location[0 if instrument is None else instrument]  # (H, C) or (B, H, C)
+            out = out + (cross.unsqueeze(-2) * weights).sum(-1).unsqueeze(-1)
+        return out
 
     def _shape(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """(B, D), (B, H, C) -> (B, H, Q) increasing standardised quantiles from each horizon's MLP."""

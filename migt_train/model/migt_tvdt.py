@@ -51,6 +51,9 @@ class MIGTTVDT(nn.Module):
         instrument embedding (zero at the start) is added to the variable tokens before the variable stage and
         to the pooled representation; the heads' context weights are shared plus each instrument's own deviation
         (zero at the start). With 1 the model and its state_dict are the single-instrument ones.
+    n_cross (vol_anchor, data.cross_asset): the last n_cross columns of time["realized"] are every instrument's
+        recent bar moves (data/cross_asset.cross_moves); they shift each horizon's quantiles linearly, per
+        instrument, from 0 (lead-lag between markets).
     """
 
     HEAD_SHAPES = ("learned", "fixed")
@@ -62,11 +65,12 @@ class MIGTTVDT(nn.Module):
                  dow_dims: int = 16, dom_dims: int = 16, doy_dims: int = 32, patch_len: int = 1,
                  scale_anchor: int | None = None, vol_anchor: bool = False, n_event_features: int = 0,
                  quantile_levels: list[float] | None = None, anchor_df: float = 5.0, head_shape: str = "learned",
-                 n_realized: int = 0, n_instruments: int = 1):
+                 n_realized: int = 0, n_instruments: int = 1, n_cross: int = 0):
         super().__init__()
         self.n_instruments = int(n_instruments)
         self.vol_anchor = bool(vol_anchor)
         self.n_realized = int(n_realized)
+        self.n_cross = int(n_cross)
         self.n_event_features = int(n_event_features)
         if self.vol_anchor and quantile_levels is not None and len(quantile_levels) != n_quantiles:
             raise ValueError(f"quantile_levels has {len(quantile_levels)} levels, n_quantiles is {n_quantiles}")
@@ -99,7 +103,8 @@ class MIGTTVDT(nn.Module):
                                    scale_anchor=None if self.vol_anchor else scale_anchor,
                                    n_context=int(self.vol_anchor) + self.n_event_features + self.n_realized,
                                    init_levels=quantile_levels if self.vol_anchor else None, init_df=anchor_df,
-                                   fixed_shape=head_shape == "fixed", n_instruments=self.n_instruments)
+                                   fixed_shape=head_shape == "fixed", n_instruments=self.n_instruments,
+                                   n_cross=self.n_cross)
         if self.vol_anchor and head_shape != "fixed":
             # zero last layer: the untrained model is exactly sigma_h times the start quantiles
             nn.init.zeros_(self.heads.w2)
@@ -115,6 +120,8 @@ class MIGTTVDT(nn.Module):
             yield "dropout", "must lie in [0, 1)", values["dropout"]
         if values["n_instruments"] < 1:
             yield "n_instruments", "must be >= 1", values["n_instruments"]
+        if values["n_cross"] and not values["vol_anchor"]:
+            yield "n_cross", "needs data.vol_anchor=true (the moves are in units of the anchor's std)", values["n_cross"]
         if values["patch_len"] < 1:
             yield "patch_len", "must be >= 1", values["patch_len"]
         if values["head_shape"] not in MIGTTVDT.HEAD_SHAPES:
@@ -194,9 +201,11 @@ class MIGTTVDT(nn.Module):
             context.append(torch.log(sigma / t_std).unsqueeze(-1))
         if self.n_event_features:
             context.append(time["events"].to(h.dtype))
+        realized = time["realized"].to(h.dtype) if self.n_realized else None
         if self.n_realized:  # the same recent range, volume and move context for every horizon
-            context.append(time["realized"].to(h.dtype).unsqueeze(1).expand(-1, sigma.shape[1], -1))
-        q = self.heads(h, stats[..., 1], torch.cat(context, dim=-1) if context else None, inst)
+            context.append(realized[:, : self.n_realized].unsqueeze(1).expand(-1, sigma.shape[1], -1))
+        cross = realized[:, self.n_realized:] if self.n_cross else None
+        q = self.heads(h, stats[..., 1], torch.cat(context, dim=-1) if context else None, inst, cross)
         if self.vol_anchor:
             q = q * sigma.unsqueeze(-1)  # log-return units
             return {"quantiles": q, "quantiles_std": (q - t_mean.unsqueeze(-1)) / t_std.unsqueeze(-1)}

@@ -103,15 +103,15 @@ def _claim_run_dir(cfg: DictConfig, run_dir: Path, record: RunRecord, is_main: b
 
 
 def model_for_data(cfg: DictConfig, data: Any) -> bool:
-    """Set model.n_instruments and model.n_variables from a pooled market (its instruments; the cross inputs
-    add variables); True when the config changed. One instrument leaves the model config as it is."""
+    """Set model.n_instruments, model.n_variables and model.n_cross from a pooled market (its instruments; the
+    cross inputs add variables and, with the anchor, the heads' cross moves); True when the config changed. One instrument leaves the model config as it is."""
     if data.n_instruments == 1:
         return False
     if "n_instruments" not in cfg.model:
         raise MigtError(f"model: {cfg.model.get('_target_')} takes no n_instruments, so it cannot train on several "
                         f"instruments ({', '.join(data.instruments)}); give data.path one file")
     changed = False
-    for key, value in (("n_instruments", data.n_instruments), ("n_variables", data.n_features)):
+    for key, value in (("n_instruments", data.n_instruments), ("n_variables", data.n_features), ("n_cross", data.n_cross)):
         if cfg.model.get(key) != value:
             OmegaConf.update(cfg, f"model.{key}", value, force_add=True)
             changed = True

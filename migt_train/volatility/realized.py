@@ -30,6 +30,8 @@ CONTEXT_SLICES: tuple[tuple[int, int], ...] = (
     (0, 0), *((m, m + 15) for m in range(0, 120, 15)), (120, 240), (0, 24 * 60), (0, 7 * 24 * 60))
 # the model's context: range ratios and volume ratios over the context slices, signed moves over HAR's windows
 N_REALIZED = 2 * len(CONTEXT_SLICES) + N_WINDOWS
+# the context's column of the bar's own move (the first signed move)
+BAR_MOVE = 2 * len(CONTEXT_SLICES)
 # a ratio of realised to expected variance below this is read as this (bars without a range, e.g. no trades)
 MIN_RATIO = 1e-3
 
