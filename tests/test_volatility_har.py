@@ -140,3 +140,24 @@ def test_context_slices_are_disjoint_recent_past_and_trailing_windows_as_before(
     # the trailing windows are the HAR slices
     np.testing.assert_array_equal(realized_ratios(gk * v, np.full(n, 1e-6), ts),
                                   realized_ratios(gk * v, np.full(n, 1e-6), ts, HAR_SLICES))
+
+
+def test_recent_slices_count_trading_time_across_a_session_break():
+    """With the bar size, the recent slices are the bars that traded: just after a break the quarter hour before
+    is the bars before the break (the recent past of trading), the day and week stay clock windows."""
+    from migt_train.volatility.realized import CONTEXT_SLICES, TRADING_TIME_MINUTES, slice_sums
+
+    n = 400
+    ts = np.datetime64("2024-01-01T00:00", "ns") + np.arange(n) * np.timedelta64(5, "m")
+    ts[200:] += np.timedelta64(3, "h")
+    v = np.arange(n, dtype=np.float64)
+    s = slice_sums(v, ts, [(0, 0), (0, 15), (15, 30), (120, 240), (0, 1440)], bar_minutes=5)
+    assert s[202, 1] == 200 + 201 + 202 and s[202, 2] == 197 + 198 + 199  # across the break: the bars before it
+    assert s[100, 3] == sum(range(53, 77)) and s[30, 3] == sum(range(0, 7))  # from the first bar on
+    np.testing.assert_array_equal(s[:, 4], trailing_sums(v, ts, [1440])[:, 0])  # the day: clock time
+    # without a break trading time is clock time
+    plain = np.datetime64("2024-01-01T00:00", "ns") + np.arange(n) * np.timedelta64(5, "m")
+    np.testing.assert_array_equal(slice_sums(v, plain, CONTEXT_SLICES, bar_minutes=5), slice_sums(v, plain, CONTEXT_SLICES))
+    # 15-minute bars: a quarter hour is one bar
+    q = slice_sums(v, plain, [(0, 15), (15, 30), (105, 120)], bar_minutes=15)
+    assert q[50].tolist() == [50, 49, 43] and max(f for _, f in CONTEXT_SLICES[:-2]) == TRADING_TIME_MINUTES

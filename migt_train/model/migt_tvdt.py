@@ -38,7 +38,7 @@ class MIGTTVDT(nn.Module):
     n_realized: width K of time["realized"] (B, K) (vol_anchor only): the log ratios of the bars' realised
         range (Garman-Klass) variance to the anchor's expectation, then of their volume to the usual volume at
         their times of day, over slices of the past (volatility/realized.CONTEXT_SLICES: the bar, quarter hours
-        back to two hours, the two hours before, the day, the week), then the return in units of the anchor's std
+        of trading back to two hours, the two hours before, the day, the week), then the return in units of the anchor's std
         over the last bar, hour, day and week. A GARCH on closes sees neither range nor volume nor the sign of the
         moves; entering each horizon's log spread linearly (from 0) they let the heads learn a HAR-like correction
         of the anchor, with its own lag profile.

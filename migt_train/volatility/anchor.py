@@ -194,15 +194,16 @@ def anchor_realized_context(fit: AnchorFit, returns: np.ndarray, gk: np.ndarray,
                             bar_in_day: np.ndarray, timestamps: np.ndarray, events: np.ndarray | None = None) -> np.ndarray:
     """(N, N_REALIZED) float32: the log ratios of the bars' realised range variance (gk, Garman-Klass) to the
     one-bar variance the anchor expected for them, then of their volume to the training volume of their times of
-    day, over the context slices of volatility/realized.py (the bar, quarter hours back to two hours, the two
-    hours before, the day, the week); then their return in units of the anchor's expected std over HAR's
+    day, over the context slices of volatility/realized.py (the bar, quarter hours of trading back to two hours,
+    the two hours before, the day, the week); then their return in units of the anchor's expected std over HAR's
     windows: what the range, the volume and the direction of the moves tell beyond the GARCH on closes. Row t
     uses bars <= t."""
     bid, sigma2_next, mult = _filtered(fit, returns, bar_in_day, events)
     before = np.concatenate([[fit.garch.init_variance], sigma2_next[:-1]])  # bar t's variance, made at t - 1
     expected = fit.garch.profile[bid] ** 2 * before * mult
-    return np.concatenate([realized_ratios(gk, expected, timestamps, CONTEXT_SLICES),
-                           volume_ratios(volume, fit.volume, bid, timestamps, CONTEXT_SLICES),
+    bar_minutes = 24 * 60 // len(fit.garch.profile)  # the profile has a slot per bar of the day
+    return np.concatenate([realized_ratios(gk, expected, timestamps, CONTEXT_SLICES, bar_minutes),
+                           volume_ratios(volume, fit.volume, bid, timestamps, CONTEXT_SLICES, bar_minutes),
                            signed_moves(returns, expected, timestamps)], axis=1)
 
 

@@ -25,7 +25,10 @@ HAR_SLICES: tuple[tuple[int, int], ...] = tuple((0, w) for w in WINDOW_MINUTES)
 # The model's range and volume context: the bar, the last two hours in quarter-hour slices, the two hours before,
 # then HAR's day and week. Disjoint recent slices let the heads learn how a burst's effect depends on its age (a
 # lag kernel), where trailing windows only average it away: information often shows in volume or range hours
-# before it reaches the closes, and how long before is the market's, not ours, to say.
+# before it reaches the closes, and how long before is the market's, not ours, to say. The recent slices (up to
+# TRADING_TIME_MINUTES) count trading time, the bars that traded (see slice_sums): after a session break the bars
+# before it stay the recent past instead of reading as no news; the day and the week are clock windows.
+TRADING_TIME_MINUTES = 240
 CONTEXT_SLICES: tuple[tuple[int, int], ...] = (
     (0, 0), *((m, m + 15) for m in range(0, 120, 15)), (120, 240), (0, 24 * 60), (0, 7 * 24 * 60))
 # the model's context: range ratios and volume ratios over the context slices, signed moves over HAR's windows
@@ -63,22 +66,32 @@ def trailing_sums(values: np.ndarray, timestamps: np.ndarray, windows: Sequence[
     return out
 
 
-def slice_sums(values: np.ndarray, timestamps: np.ndarray, slices: Sequence[tuple[int, int]]) -> np.ndarray:
+def slice_sums(values: np.ndarray, timestamps: np.ndarray, slices: Sequence[tuple[int, int]],
+               bar_minutes: int | None = None) -> np.ndarray:
     """(N,) values at sorted bar times -> (N, K) sums over the bars in (t - far, t - near] for each slice (near,
-    far) (far 0: the bar alone), as differences of trailing sums. Causal: row t uses rows <= t."""
-    ends = sorted({m for pair in slices for m in pair if m > 0})
+    far) (far 0: the bar alone), as differences of trailing sums. bar_minutes given: a slice with far <=
+    TRADING_TIME_MINUTES counts trading time, the rows (t - far / bar_minutes, t - near / bar_minutes] (rounded),
+    whatever clock time they span. Causal: row t uses rows <= t."""
+    values = np.asarray(values, dtype=np.float64)
+    clock = [(near, far) for near, far in slices if far > 0 and (bar_minutes is None or far > TRADING_TIME_MINUTES)]
+    ends = sorted({m for pair in clock for m in pair if m > 0})
     trailing = dict(zip(ends, trailing_sums(values, timestamps, ends).T))
+    cum = np.concatenate([[0.0], np.cumsum(values)])
+    row = np.arange(len(values))
     out = np.empty((len(values), len(slices)))
     for k, (near, far) in enumerate(slices):
         if far <= 0:
             out[:, k] = values
-        else:
+        elif (near, far) in clock:
             out[:, k] = trailing[far] - (trailing[near] if near > 0 else 0.0)
+        else:
+            lo, hi = (int(np.floor(m / bar_minutes + 0.5)) for m in (far, near))
+            out[:, k] = cum[np.maximum(row + 1 - hi, 0)] - cum[np.maximum(row + 1 - lo, 0)] if lo > hi else 0.0
     return out
 
 
 def realized_ratios(gk: np.ndarray, expected_var: np.ndarray, timestamps: np.ndarray,
-                    slices: Sequence[tuple[int, int]] = HAR_SLICES) -> np.ndarray:
+                    slices: Sequence[tuple[int, int]] = HAR_SLICES, bar_minutes: int | None = None) -> np.ndarray:
     """(N, K) float32 log of (realised range variance / the variance a volatility model expected for the same
     bars) over each slice of the past (default: HAR's trailing windows): positive when the range ran hotter than
     the model thought; 0 for a slice without bars (a session break).
@@ -86,9 +99,9 @@ def realized_ratios(gk: np.ndarray, expected_var: np.ndarray, timestamps: np.nda
     gk: (N,) Garman-Klass variance per bar; expected_var: (N,) the model's one-bar variance of each bar, made
     before the bar (e.g. the GARCH/time-of-day anchor's). Both sums cover the same bars, so the time-of-day
     pattern cancels."""
-    realised = slice_sums(np.asarray(gk, dtype=np.float64), timestamps, slices)
-    expected = slice_sums(np.asarray(expected_var, dtype=np.float64), timestamps, slices)
-    bars = slice_sums(np.ones(len(realised)), timestamps, slices) > 0.5
+    realised = slice_sums(np.asarray(gk, dtype=np.float64), timestamps, slices, bar_minutes)
+    expected = slice_sums(np.asarray(expected_var, dtype=np.float64), timestamps, slices, bar_minutes)
+    bars = slice_sums(np.ones(len(realised)), timestamps, slices, bar_minutes) > 0.5
     ratio = np.where(bars, realised / np.maximum(expected, 1e-300), 1.0)
     return np.log(np.maximum(ratio, MIN_RATIO)).astype(np.float32)
 
@@ -107,14 +120,16 @@ def volume_profile(volume: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, 
 
 
 def volume_ratios(volume: np.ndarray, profile: np.ndarray | None, bar_in_day: np.ndarray,
-                  timestamps: np.ndarray, slices: Sequence[tuple[int, int]] = HAR_SLICES) -> np.ndarray:
+                  timestamps: np.ndarray, slices: Sequence[tuple[int, int]] = HAR_SLICES,
+                  bar_minutes: int | None = None) -> np.ndarray:
     """(N, K) float32 log of (volume traded / the volume usual at those bars' times of day) over each trailing
     slice of the past: relative volume, which reveals how active the market is beyond its daily rhythm (zeros without a
     profile). Causal: row t uses rows <= t."""
     if profile is None:
         return np.zeros((len(volume), len(slices)), dtype=np.float32)
     expected = np.asarray(profile, dtype=np.float64)[np.asarray(bar_in_day, dtype=np.int64)]
-    return realized_ratios(np.maximum(np.asarray(volume, dtype=np.float64), 0.0), expected, timestamps, slices)
+    return realized_ratios(np.maximum(np.asarray(volume, dtype=np.float64), 0.0), expected, timestamps, slices,
+                           bar_minutes)
 
 
 def signed_moves(returns: np.ndarray, expected_var: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
