@@ -104,7 +104,8 @@ def _claim_run_dir(cfg: DictConfig, run_dir: Path, record: RunRecord, is_main: b
 
 def model_for_data(cfg: DictConfig, data: Any) -> bool:
     """Set model.n_instruments, model.n_variables and model.n_cross from a pooled market (its instruments; the
-    cross inputs add variables and, with the anchor, the heads' cross moves); True when the config changed. One instrument leaves the model config as it is."""
+    cross inputs add variables and, with the anchor, the heads' cross moves); True when the config changed. One
+    instrument leaves the model config as it is."""
     if data.n_instruments == 1:
         return False
     if "n_instruments" not in cfg.model:
