@@ -94,7 +94,8 @@ def realized_ratios(gk: np.ndarray, expected_var: np.ndarray, timestamps: np.nda
                     slices: Sequence[tuple[int, int]] = HAR_SLICES, bar_minutes: int | None = None) -> np.ndarray:
     """(N, K) float32 log of (realised range variance / the variance a volatility model expected for the same
     bars) over each slice of the past (default: HAR's trailing windows): positive when the range ran hotter than
-    the model thought; 0 for a slice without bars (a session break).
+    the model thought; 0 for a slice without bars (a clock-time slice inside a session break, or before the first
+    bar). bar_minutes: the recent slices in trading time (slice_sums).
 
     gk: (N,) Garman-Klass variance per bar; expected_var: (N,) the model's one-bar variance of each bar, made
     before the bar (e.g. the GARCH/time-of-day anchor's). Both sums cover the same bars, so the time-of-day
