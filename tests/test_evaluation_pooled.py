@@ -85,3 +85,22 @@ def test_pool_refuses_instruments_that_differ():
     b.horizons = [1, 2, 3]
     with pytest.raises(MigtError, match="horizons"):
         pool_markets({"A": a, "B": b}, ["A", "B"])
+
+
+def test_val_scores_are_each_instruments_own_rows():
+    from migt_train.evaluation.metrics import quantile_metrics
+    from migt_train.evaluation.per_instrument import instrument_scores
+
+    data, a, b = pooled(b_scale=3.0)
+    val = data.splits["val"]
+    y = data.targets[val]
+    q = torch.randn(len(val), len(data.horizons), len(LEVELS)).sort(-1).values * 1e-3
+    scores = instrument_scores(data, val, q, y, LEVELS)
+    assert list(scores) == ["A", "B"]
+    n_a = len(a.splits["val"])  # A's block comes first: its val rows are the first n_a
+    own = {"A": slice(0, n_a), "B": slice(n_a, None)}
+    for name, rows in own.items():
+        expected = quantile_metrics(q[rows], y[rows], LEVELS, data.horizon_names)
+        assert scores[name] == {k: expected[k] for k in ("pinball_loss", "crps", "calibration_error")}
+    # B's targets are three times A's: its forecasts (the same scale) miss by more
+    assert scores["B"]["pinball_loss"] > scores["A"]["pinball_loss"]

@@ -55,6 +55,13 @@ def test_pooled_run_reports_every_instrument(pooled_run: Path) -> None:
     assert config["model"]["n_instruments"] == 3 and config["model"]["n_variables"] == 24 + 3 * 3
     assert set(json.loads((pooled_run / "vol_anchor.json").read_text())["instruments"]) == set(names)
     assert (pooled_run / "plots" / "calibration_instruments.png").stat().st_size > 0
+    # every validated epoch scores each instrument's val rows; metrics.json keeps the kept epoch's beside test
+    history = json.loads((pooled_run / "history.json").read_text())["epochs"]
+    assert all(list(e["val_metrics"]["per_instrument"]) == names for e in history)
+    kept = next(e for e in history if e["epoch"] == metrics["best_epoch"])
+    for name in names:
+        assert metrics["per_instrument"][name]["val"] == kept["val_metrics"]["per_instrument"][name]
+    assert "val pinball by instrument: syn0" in (pooled_run / "run.log").read_text()
 
 
 def test_predict_gives_every_instruments_latest_bar(pooled_run: Path) -> None:
@@ -91,6 +98,8 @@ def test_summarize_and_export_show_each_instrument(pooled_run: Path, tmp_path: P
     rows = summarize(pooled_run.parent)
     assert set(rows[0]["per_instrument"]) == {"syn0", "syn1", "syn2"}
     assert "  syn2" in format_table(rows)
+    metrics = json.loads((pooled_run / "metrics.json").read_text())
+    assert rows[0]["per_instrument"]["syn1"]["val_pinball"] == metrics["per_instrument"]["syn1"]["val"]["pinball_loss"]
     written = export_instruments(tmp_path / "bars.csv", ["data.synthetic.instruments=2", "data.synthetic.n_days=3"])
     assert [p.name for p, _ in written] == ["bars_syn0.csv", "bars_syn1.csv"]
 

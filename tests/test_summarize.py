@@ -17,7 +17,8 @@ def fake_run(root: Path, name: str, data: dict, best_val_loss: float, best_epoch
     d = root / name
     (d / ".hydra").mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump({"data": data, "tag": None}))
-    history = [{"epoch": e, "val_loss": best_val_loss + (0.0 if e == best_epoch else 0.01)} for e in range(0, 3)]
+    history = [{"epoch": e, "val_loss": best_val_loss + (0.0 if e == best_epoch else 0.01),
+                "val_metrics": {"pinball_loss": 2.0 + e}} for e in range(0, 3)]
     (d / "history.json").write_text(json.dumps({"epochs": history}))
     (d / "metrics.json").write_text(json.dumps({"best_val_loss": best_val_loss, "best_epoch": best_epoch,
                                                 "epochs_run": 2, "test": {"pinball_loss": 1.0}}))
@@ -43,6 +44,8 @@ def test_runs_are_grouped_by_data_set_then_ranked_by_val_loss(tmp_path: Path) ->
     assert other != rows[i]["data"]  # the same label, told apart by the digest
     assert rows[i]["data"].startswith("synthetic 600d seed 7 5m #") and other.startswith("synthetic 600d seed 7 5m #")
     assert {r["run"]: r["best_epoch"] for r in rows} == {"file": 1, "syn_anchor": 2, "syn_a": 0, "syn_h": 1}
+    # the kept epoch's val pinball (log-return units, beside test_pinball), not the lowest one
+    assert {r["run"]: r["val_pinball"] for r in rows} == {"file": 3.0, "syn_anchor": 4.0, "syn_a": 2.0, "syn_h": 3.0}
     table = format_table(rows).splitlines()
     assert table[0].split()[:7] == ["data", "run", "tag", "status", "epochs", "best_epoch", "best_val_loss"]
 

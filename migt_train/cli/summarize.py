@@ -81,6 +81,7 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
     # the kept epoch (best.pt): metrics.json's; a run still training shows its history's lowest so far
     best_epoch = metrics.get("best_epoch", min(scored, key=lambda e: e["val_loss"])["epoch"] if scored else None)
     test = metrics.get("test", {})
+    kept = next((e for e in scored if e.get("epoch") == best_epoch), {})
     return {
         "run": str(run_dir.relative_to(root)) if run_dir != root else ".",
         "data": data_label,
@@ -88,6 +89,8 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
         "tag": config.get("tag"),
         "overrides": _overrides(run_dir),
         "best_val_loss": best_val,
+        # the kept epoch's val pinball, in the units of test_pinball (best_val_loss is the standardised training loss)
+        "val_pinball": (kept.get("val_metrics") or {}).get("pinball_loss"),
         "test_pinball": test.get("pinball_loss"),
         "calibration_error": test.get("calibration_error"),
         # the share of exactly calibrated forecasts on the same rows that score at least that error
@@ -108,7 +111,7 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
 def _scores(block: dict[str, Any]) -> dict[str, Any]:
     """An instrument's row of a pooled run: the run's test columns, from its per_instrument block."""
     test = block.get("test") or {}
-    return {"test_pinball": test.get("pinball_loss"), "calibration_error": test.get("calibration_error"),
+    return {"val_pinball": (block.get("val") or {}).get("pinball_loss"), "test_pinball": test.get("pinball_loss"), "calibration_error": test.get("calibration_error"),
             "calibration_p": (block.get("calibration_noise") or {}).get("p_value"),
             "skill_vs_climatology": block.get("skill_vs_climatology"),
             "skill_vs_best_baseline": block.get("skill_vs_best_baseline"), "best_baseline": block.get("best_baseline")}
@@ -141,7 +144,7 @@ def _fmt(v: Any) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    cols = ["data", "run", "tag", "status", "epochs", "best_epoch", "best_val_loss", "test_pinball", "calibration_error",
+    cols = ["data", "run", "tag", "status", "epochs", "best_epoch", "best_val_loss", "val_pinball", "test_pinball", "calibration_error",
             "calibration_p", "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "overrides"]
     cells = []
     for r in rows:

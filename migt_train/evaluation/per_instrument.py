@@ -3,6 +3,9 @@ instrument's baselines fitted on its own training split (its market out of the p
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -65,6 +68,40 @@ def per_instrument(data: MarketData, q: torch.Tensor, levels: Sequence[float], e
             parts.setdefault(k, []).append(p)
     # blocks follow row order, so the concatenation is in the test rows' order
     return blocks, {k: torch.cat(v) for k, v in parts.items()}
+
+
+def instrument_scores(data: MarketData, rows: torch.Tensor, q: torch.Tensor, y: torch.Tensor, levels: Sequence[float]
+                      ) -> dict[str, dict[str, float]]:
+    """A pooled market's forecasts q (N, H, Q) and targets y (N, H) of `rows` (in that order) -> {name: {pinball_loss,
+    crps, calibration_error}} of each instrument's rows (log-return units, as metrics.json's per-instrument test):
+    history.json's per-instrument val, so a pooled run shows whose val loss moved."""
+    out = {}
+    for name, at in split_rows_of(data, rows).items():
+        if len(at):
+            at = torch.from_numpy(at).to(q.device)
+            m = quantile_metrics(q[at], y[at], levels, data.horizon_names)
+            out[name] = {k: m[k] for k in ("pinball_loss", "crps", "calibration_error")}
+    return out
+
+
+def kept_val(history_path: str | os.PathLike | None, best_epoch: int | None) -> dict[str, dict[str, float]]:
+    """{name: the kept epoch's val scores} from a pooled run's history.json (instrument_scores of that epoch);
+    {} where the history, the epoch or its per-instrument scores are missing (a run from before they were kept)."""
+    if history_path is None or best_epoch is None or not Path(history_path).is_file():
+        return {}
+    try:
+        epochs = json.loads(Path(history_path).read_text()).get("epochs", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    for e in epochs:
+        if isinstance(e, dict) and e.get("epoch") == best_epoch:
+            return dict((e.get("val_metrics") or {}).get("per_instrument") or {})
+    return {}
+
+
+def instrument_summary(scores: dict[str, dict[str, float]]) -> str:
+    """{name: {pinball_loss, ...}} -> 'NQ 5.45e-04, ES 4.15e-04, ...' for one log line."""
+    return ", ".join(f"{name} {s['pinball_loss']:.4g}" for name, s in scores.items())
 
 
 def instrument_lines(metrics: dict[str, Any]) -> list[str]:

@@ -19,7 +19,7 @@ from migt_train.evaluation.calibration_noise import calibration_noise, describe
 from migt_train.evaluation.comparison import baseline_metrics, compare_with_best_baseline, log_comparison
 from migt_train.evaluation.conformal import ConformalShift
 from migt_train.evaluation.metrics import level_key, quantile_metrics
-from migt_train.evaluation.per_instrument import instrument_lines, per_instrument
+from migt_train.evaluation.per_instrument import instrument_lines, kept_val, per_instrument
 from migt_train.evaluation.plots import plot_calibration, plot_instrument_calibration, plot_loss_curves
 from migt_train.evaluation.settings import DEFAULT_EWMA_HALFLIFE, FIT_SUMMARY_KEYS
 from migt_train.training.inference import predict
@@ -138,6 +138,9 @@ def evaluate_run(
     if per_inst is not None:
         metrics["instruments"] = list(data.instruments)
         metrics["per_instrument"] = per_inst
+        for name, scores in kept_val(history_path, metrics.get("best_epoch")).items():
+            if name in per_inst:  # the kept epoch's val on the instrument's own rows, beside its test
+                per_inst[name]["val"] = scores
     metrics["oracle"] = None
     if data.oracle is not None:
         q_or = torch.as_tensor(np.asarray(data.oracle.quantiles(test.numpy(), levels)), dtype=torch.float64)

@@ -42,8 +42,10 @@ import torch
 from torch import nn
 
 from migt_train.data.market import MarketData
+from migt_train.data.pooled import is_pooled
 from migt_train.errors import MigtError
 from migt_train.evaluation.metrics import quantile_metrics
+from migt_train.evaluation.per_instrument import instrument_scores, instrument_summary
 from migt_train.training.inference import infer
 from migt_train.training.runtime import Runtime, all_gather_rows, all_reduce, seed_everything, shard, wrap_ddp
 from migt_train.training.checkpoint import TopK
@@ -290,7 +292,10 @@ class Trainer:
                     progress=split if self.cfg.progress and self.is_main else None)
         loss_sum = all_reduce(torch.tensor(res.loss * len(mine), dtype=torch.float64, device=self.device))
         q, y = all_gather_rows(res.quantiles), all_gather_rows(res.targets)
-        return Validation(float(loss_sum) / len(rows), quantile_metrics(q, y, self.levels, self.data.horizon_names), q, y)
+        metrics = quantile_metrics(q, y, self.levels, self.data.horizon_names)
+        if is_pooled(self.data):  # which instrument a change of the pooled val loss comes from
+            metrics["per_instrument"] = instrument_scores(self.data, rows, q, y, self.levels)
+        return Validation(float(loss_sum) / len(rows), metrics, q, y)
 
     def _stop_requested(self) -> bool:
         """Whether any rank has been asked to stop (a collective under DDP)."""
@@ -332,6 +337,8 @@ class Trainer:
         if self.is_main:
             write_history(self.run_dir, p.history)
         self._info("epoch 0 (initial weights): val loss %.6f", val.loss)
+        if "per_instrument" in val.metrics:
+            self._info("epoch 0: val pinball by instrument: %s", instrument_summary(val.metrics["per_instrument"]))
 
     def _end_epoch(self, epoch: int, train: dict[str, Any], seconds: float) -> None:
         lr = self.scheduler.get_last_lr()[0]
@@ -356,6 +363,8 @@ class Trainer:
                    "lr %.3g, %.1f s, %.0f samples/s", epoch, self.cfg.max_epochs, train["train_loss"], val_loss,
                    val_loss / self.zero_loss, " (best)" if improved else "", lr, record["seconds"],
                    record["samples_per_second"])
+        if "per_instrument" in val_metrics:
+            self._info("epoch %d: val pinball by instrument: %s", epoch, instrument_summary(val_metrics["per_instrument"]))
         self._log({"val/loss": val_loss, "val/pinball_loss": val_metrics["pinball_loss"],
                    "val/crps": val_metrics["crps"], "val/calibration_error": val_metrics["calibration_error"],
                    "train/epoch_loss": train["train_loss"], "epoch": epoch}, p.global_step)
