@@ -16,7 +16,7 @@ def fake_run(root: Path, name: str, data: dict, best_val_loss: float, best_epoch
     """A finished run's record as summarize reads it (config.yaml, .hydra/, metrics.json, history.json)."""
     d = root / name
     (d / ".hydra").mkdir(parents=True)
-    (d / "config.yaml").write_text(yaml.safe_dump({"data": data, "tag": None}))
+    (d / "config.yaml").write_text(yaml.safe_dump({"data": data, "tag": None}, sort_keys=False))  # as a run writes it
     history = [{"epoch": e, "val_loss": best_val_loss + (0.0 if e == best_epoch else 0.01),
                 "val_metrics": {"pinball_loss": 2.0 + e}} for e in range(0, 3)]
     (d / "history.json").write_text(json.dumps({"epochs": history}))
@@ -64,3 +64,16 @@ def test_loss_curve_title_names_the_kept_epoch_not_the_lowest_val_loss() -> None
     assert title == "Loss curves (kept in best.pt: the initial weights (epoch 0), val loss 0.115279)"
     assert kept_epoch_title(history, None, None)[:2] == (3, 0.11522)  # an older run: its lowest val loss
     assert kept_epoch_title([], None, None) is None
+
+
+def test_pooled_runs_are_labelled_by_their_instruments(tmp_path: Path) -> None:
+    files = {**SYN, "source": "ohlcv", "synthetic": None}
+    fake_run(tmp_path, "map", {**files, "path": {"NQ": "/d/nq.csv", "ES": "/d/es.csv"}}, 0.2, 1)
+    fake_run(tmp_path, "map_cross", {**files, "path": {"NQ": "/d/nq.csv", "ES": "/d/es.csv"}, "cross_asset": True}, 0.1, 1)
+    fake_run(tmp_path, "list", {**files, "path": ["/d/nq.csv", "/d/es.csv"]}, 0.3, 1)
+    fake_run(tmp_path, "family", {**SYN, "synthetic": {"seed": 7, "n_days": 120, "instruments": 4, "member": None}}, 0.3, 1)
+    fake_run(tmp_path, "member", {**SYN, "synthetic": {"seed": 7, "n_days": 120, "instruments": 4, "member": 2}}, 0.3, 1)
+    data = {r["run"]: r["data"] for r in summarize(tmp_path)}
+    # the cross inputs change the inputs, not the rows scored: one data set with the run without them
+    assert data["map"] == data["map_cross"] == "NQ+ES 5m" and data["list"] == "nq+es 5m"
+    assert data["family"] == "synthetic 120d seed 7 x4 5m" and data["member"] == "synthetic 120d seed 7 syn2 5m"

@@ -40,9 +40,9 @@ def _config(run_dir: Path) -> dict:
 
 
 # data.* keys that change the model's inputs, not the bars, targets or rows a run is scored on: runs that
-# differ only in these are on the same data set (comparing them is the point); vol_anchor_leverage: in older
-# runs' configs only (removed)
-INPUT_ONLY_KEYS = ("cache_dir", "vol_anchor", "vol_anchor_leverage", "event_calendar")
+# differ only in these are on the same data set (comparing them is the point; e.g. a pooled run with and without
+# the other instruments' bars); vol_anchor_leverage: in older runs' configs only (removed)
+INPUT_ONLY_KEYS = ("cache_dir", "vol_anchor", "vol_anchor_leverage", "event_calendar", "cross_asset")
 
 
 def data_set(config: dict) -> tuple[str, str]:
@@ -57,9 +57,18 @@ def data_set(config: dict) -> tuple[str, str]:
         kept.pop("path", None)
         syn = data.get("synthetic") or {}
         label = f"synthetic {syn.get('n_days', '?')}d seed {syn.get('seed', '?')}"
+        if (syn.get("instruments") or 1) > 1:  # a family: all of it, or one member alone
+            member = syn.get("member")
+            label += f" x{syn['instruments']}" if member is None else f" syn{member}"
     else:
         kept.pop("synthetic", None)
-        label = Path(str(data.get("path"))).name
+        path = data.get("path")
+        if isinstance(path, dict):  # several instruments: their names
+            label = "+".join(str(n) for n in path)
+        elif isinstance(path, list):
+            label = "+".join(Path(str(p)).stem for p in path)
+        else:
+            label = Path(str(path)).name
     label += f" {data.get('bar_minutes', '?')}m"
     key = hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:6]
     return label, key
