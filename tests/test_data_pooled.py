@@ -180,6 +180,8 @@ def test_cross_inputs_are_causal_and_mark_missing_bars(files, tmp_path):
     anchored, anchored_moved = (load_market(_cfg(d, {"nq": str(nq), "es": str(p)}, cross_asset=True, vol_anchor=True))
                                 for p in (es, tmp_path / "es.csv"))
     assert anchored.n_cross == 2 * CROSS_MOVE_LAGS and anchored.realized.shape[1] > anchored.n_cross
+    # the heads read the moves; the body's variables stay the instrument's own (no blurring of its frozen features)
+    assert anchored.feature_names == names[:-6] and anchored.features.shape[1] == len(names) - 6
     assert torch.equal(anchored.realized[upto], anchored_moved.realized[upto])
     assert not torch.equal(anchored.realized[later], anchored_moved.realized[later])
     cross = instrument_view(anchored, "nq").realized[:, -anchored.n_cross:]

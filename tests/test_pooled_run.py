@@ -52,7 +52,8 @@ def test_pooled_run_reports_every_instrument(pooled_run: Path) -> None:
     frame = pd.read_parquet(pooled_run / "predictions.parquet")
     assert list(frame["instrument"].unique()) == names
     config = yaml.safe_load((pooled_run / "config.yaml").read_text())
-    assert config["model"]["n_instruments"] == 3 and config["model"]["n_variables"] == 24 + 3 * 3
+    # with the anchor the cross inputs are the heads' (three bar moves of each instrument), not more body variables
+    assert config["model"]["n_instruments"] == 3 and config["model"]["n_variables"] == 24 and config["model"]["n_cross"] == 9
     assert set(json.loads((pooled_run / "vol_anchor.json").read_text())["instruments"]) == set(names)
     assert (pooled_run / "plots" / "calibration_instruments.png").stat().st_size > 0
     # every validated epoch scores each instrument's val rows; metrics.json keeps the kept epoch's beside test

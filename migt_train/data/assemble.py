@@ -129,21 +129,24 @@ def anchor_fit_of(anchor_fit: Any, name: str) -> AnchorFit | None:
 
 
 def with_cross_inputs(markets: Mapping[str, MarketData], instruments: Sequence[str]) -> dict[str, MarketData]:
-    """Each market with the cross-asset block (data/cross_asset.py) appended to its features, and with the
-    anchor's context every instrument's recent bar moves appended to its `realized` (n_cross): a slot per
-    instrument of `instruments`, read at the market's own bar starts."""
+    """Each market with the other instruments' bars as inputs (data/cross_asset.py), a slot per instrument of
+    `instruments`, read at the market's own bar starts. With the anchor's context: every instrument's recent bar
+    moves appended to its `realized` (n_cross), which the heads read. Without it: the cross-asset block appended
+    to its features, for the body's variable stage.
+
+    Not both: the anchored presets train only the heads, on a frozen body (trainer.body_lr_scale 0), where the
+    extra variables blur the random features the heads read (pooled val loss worse on the E-minis and on the
+    synthetic family with them than without; docs/results.md, 2026-12-07 evening)."""
     missing = [n for n in instruments if n not in markets]
     if missing:
         raise MigtError(f"data.cross_asset: the windows see every instrument's bars; no data for {', '.join(missing)}")
-    blocks = cross_block([markets[n].timestamps for n in instruments],
-                         [markets[n].features.numpy() for n in instruments], markets[instruments[0]].feature_names)
+    stamps = [markets[n].timestamps for n in instruments]
+    if markets[instruments[0]].realized.shape[1]:
+        moves = cross_moves(stamps, [markets[n].realized[:, BAR_MOVE].numpy() for n in instruments])
+        return {n: replace(markets[n], realized=torch.cat([markets[n].realized, torch.from_numpy(m)], dim=1),
+                           n_cross=m.shape[1]) for n, m in zip(instruments, moves)}
+    blocks = cross_block(stamps, [markets[n].features.numpy() for n in instruments], markets[instruments[0]].feature_names)
     names = cross_names(instruments)
-    out = {n: replace(markets[n], features=torch.cat([markets[n].features, torch.from_numpy(b)], dim=1),
-                      feature_names=[*markets[n].feature_names, *names])
-           for n, b in zip(instruments, blocks)}
-    if not markets[instruments[0]].realized.shape[1]:
-        return out  # no anchor, no context: the cross variables reach the model through its body only
-    moves = cross_moves([markets[n].timestamps for n in instruments],
-                        [markets[n].realized[:, BAR_MOVE].numpy() for n in instruments])
-    return {n: replace(out[n], realized=torch.cat([out[n].realized, torch.from_numpy(m)], dim=1), n_cross=m.shape[1])
-            for n, m in zip(instruments, moves)}
+    return {n: replace(markets[n], features=torch.cat([markets[n].features, torch.from_numpy(b)], dim=1),
+                       feature_names=[*markets[n].feature_names, *names])
+            for n, b in zip(instruments, blocks)}

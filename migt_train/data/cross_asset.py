@@ -1,17 +1,17 @@
-"""data.cross_asset: every instrument's window also holds the other instruments' bars at its own timestamps.
+"""data.cross_asset: every instrument's forecast also sees the other instruments' bars at its own timestamps.
 
-For a pooled run (several instruments), each row gets one block of extra variables per instrument of the run
-(its own slot included, so a slot always means the same instrument): that instrument's one-bar log return and
-Garman-Klass range at the row's bar start, and whether it has a bar there. A bar at the same start covers the
-same interval and closes with the row's own bar, so the block is known at the forecast origin (causal).
-Instruments trade at different minutes (YM and RTY skip minutes without trades): an instrument without a bar
-at that start contributes zeros with presence 0, which is also what a minute without trades is (no price
-change, no range). The variables go through the temporal stage like the instrument's own and meet them in the
-variable-attention stage.
+Instruments trade at different minutes (YM and RTY skip minutes without trades): an instrument without a bar at a
+row's start contributes zeros, which is also what a minute without trades is (no price change, no range). A bar at
+the same start covers the same interval and closes with the row's own bar, so what is read there is known at the
+forecast origin (causal). Two routes, one per model kind (data.assemble.with_cross_inputs):
 
-With the volatility anchor, the heads also see each instrument's last few bar moves in units of the std its own
-anchor expected (cross_moves): one market's shock often reaches another's price a few bars later (lead-lag), a
-shift of the forecast's location that the heads learn per instrument (model.n_cross).
+- with the volatility anchor (the heads forecast): each instrument's last few bar moves in units of the std its
+  own anchor expected (cross_moves), one slot per instrument of the run, its own included; one market's shock
+  often reaches another's price a few bars later (lead-lag), a shift of the forecast's location that the heads
+  learn per instrument (model.n_cross).
+- without it (the body learns): one block of extra variables per instrument (cross_block): its one-bar log return
+  and Garman-Klass range and whether it has a bar there; they go through the temporal stage like the
+  instrument's own and meet them in the variable-attention stage.
 """
 
 from __future__ import annotations
