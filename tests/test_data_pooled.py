@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 from data_helpers import data_cfg, small_bars, write_bars
 
 from migt_train.data import load_market
@@ -14,6 +15,7 @@ from migt_train.data.latest import SPLIT, latest_market
 from migt_train.data.pooled import instrument_view
 from migt_train.data.splits import NAMES, make_splits, pooled_splits
 from migt_train.errors import MigtError
+from migt_train.evaluation.from_run import cross_body
 
 MINUTE = np.timedelta64(1, "m")
 
@@ -186,6 +188,15 @@ def test_cross_inputs_are_causal_and_mark_missing_bars(files, tmp_path):
     assert not torch.equal(anchored.realized[later], anchored_moved.realized[later])
     cross = instrument_view(anchored, "nq").realized[:, -anchored.n_cross:]
     assert (cross[present == 0][:, CROSS_MOVE_LAGS:] == 0).all()  # es's slot is empty where it has no bar
+    # a pooled run trained before the heads-only rule (its model.n_variables counts the block) gets both back
+    cfg = _cfg(d, {"nq": str(nq), "es": str(es)}, cross_asset=True, vol_anchor=True)
+    both = load_market(cfg, cross_body=True)
+    assert both.feature_names == names and torch.equal(both.features, pooled.features)
+    assert torch.equal(both.realized, anchored.realized)
+    run = OmegaConf.create({"data": cfg, "model": {"n_variables": len(names)}})
+    assert cross_body(run) is True
+    run.model.n_variables = len(names) - 6
+    assert cross_body(run) is None
 
 
 def test_latest_gives_every_instruments_latest_bar(files):

@@ -79,11 +79,13 @@ def model_instruments(names: Sequence[str | None], run_instruments: Sequence[str
 
 
 def load_market(cfg: Any, anchor_fit: AnchorFit | Mapping[str, AnchorFit] | None = None,
-                instruments: Sequence[str] | None = None, trained: bool = False) -> MarketData:
+                instruments: Sequence[str] | None = None, trained: bool = False,
+                cross_body: bool | None = None) -> MarketData:
     """cfg: the data config (DictConfig or mapping) -> MarketData. anchor_fit: a trained run's volatility anchor
     (data.vol_anchor; {name: fit} for a pooled run), applied with its parameters fixed instead of fitting one on
     these bars. instruments: a trained pooled run's instrument names (its model's ids); these data's must be
-    among them. trained: cfg is a trained run's (its bar size cannot change)."""
+    among them. trained: cfg is a trained run's (its bar size cannot change). cross_body: with data.cross_asset,
+    whether the body gets the cross variables (None: only without the anchor; see with_cross_inputs)."""
     s = DataSchema.from_config(cfg)
     rows = [_rows(src, s) for src in sources(cfg, s, trained)]
     names = [r.source.name for r in rows]
@@ -116,7 +118,7 @@ def load_market(cfg: Any, anchor_fit: AnchorFit | Mapping[str, AnchorFit] | None
     if not model_names:
         return markets[names[0]]
     if s.cross_asset:
-        markets = with_cross_inputs(markets, model_names)
+        markets = with_cross_inputs(markets, model_names, cross_body)
     return pool_markets(markets, model_names)
 
 
@@ -128,7 +130,8 @@ def anchor_fit_of(anchor_fit: Any, name: str) -> AnchorFit | None:
     return anchor_fit[name]
 
 
-def with_cross_inputs(markets: Mapping[str, MarketData], instruments: Sequence[str]) -> dict[str, MarketData]:
+def with_cross_inputs(markets: Mapping[str, MarketData], instruments: Sequence[str],
+                      body: bool | None = None) -> dict[str, MarketData]:
     """Each market with the other instruments' bars as inputs (data/cross_asset.py), a slot per instrument of
     `instruments`, read at the market's own bar starts. With the anchor's context: every instrument's recent bar
     moves appended to its `realized` (n_cross), which the heads read. Without it: the cross-asset block appended
@@ -136,17 +139,21 @@ def with_cross_inputs(markets: Mapping[str, MarketData], instruments: Sequence[s
 
     Not both: the anchored presets train only the heads, on a frozen body (trainer.body_lr_scale 0), where the
     extra variables blur the random features the heads read (pooled val loss worse on the E-minis and on the
-    synthetic family with them than without; docs/results.md, 2026-12-07 evening)."""
+    synthetic family with them than without; docs/results.md, 2026-12-07 evening). body=True: both, as pooled
+    runs with the anchor were trained before that (their model.n_variables counts the block; from_run.cross_body)."""
     missing = [n for n in instruments if n not in markets]
     if missing:
         raise MigtError(f"data.cross_asset: the windows see every instrument's bars; no data for {', '.join(missing)}")
     stamps = [markets[n].timestamps for n in instruments]
-    if markets[instruments[0]].realized.shape[1]:
+    anchored = bool(markets[instruments[0]].realized.shape[1])
+    out = dict(markets)
+    if body or (body is None and not anchored):
+        blocks = cross_block(stamps, [markets[n].features.numpy() for n in instruments], markets[instruments[0]].feature_names)
+        names = cross_names(instruments)
+        out = {n: replace(markets[n], features=torch.cat([markets[n].features, torch.from_numpy(b)], dim=1),
+                          feature_names=[*markets[n].feature_names, *names]) for n, b in zip(instruments, blocks)}
+    if anchored:
         moves = cross_moves(stamps, [markets[n].realized[:, BAR_MOVE].numpy() for n in instruments])
-        return {n: replace(markets[n], realized=torch.cat([markets[n].realized, torch.from_numpy(m)], dim=1),
-                           n_cross=m.shape[1]) for n, m in zip(instruments, moves)}
-    blocks = cross_block(stamps, [markets[n].features.numpy() for n in instruments], markets[instruments[0]].feature_names)
-    names = cross_names(instruments)
-    return {n: replace(markets[n], features=torch.cat([markets[n].features, torch.from_numpy(b)], dim=1),
-                       feature_names=[*markets[n].feature_names, *names])
-            for n, b in zip(instruments, blocks)}
+        out = {n: replace(out[n], realized=torch.cat([out[n].realized, torch.from_numpy(m)], dim=1), n_cross=m.shape[1])
+               for n, m in zip(instruments, moves)}
+    return out

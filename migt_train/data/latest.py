@@ -71,12 +71,13 @@ def _still_forming(series: SeriesBars, bar_minutes: int, source: str, partial: b
 
 def latest_market(cfg: Any, table: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None, last: int | None = 1,
                   anchor_fit: AnchorFit | Mapping[str, AnchorFit] | None = None, partial: bool = False,
-                  now: np.datetime64 | None = None, instruments: Sequence[str] | None = None) -> MarketData:
+                  now: np.datetime64 | None = None, instruments: Sequence[str] | None = None,
+                  cross_body: bool | None = None) -> MarketData:
     """cfg: the run's data config (its data.path is read unless `table` is given: a frame as read_ohlcv
     would read the file, or {name: frame} for a pooled run; with data.source=synthetic and no table, the run's
     own synthetic market). anchor_fit: the run's stored volatility anchor ({name: fit} for a pooled run),
     required when data.vol_anchor is on (filtered through these bars with its parameters fixed, never
-    refitted). instruments: a pooled run's instrument names (its model's ids). -> MarketData whose
+    refitted). instruments: a pooled run's instrument names (its model's ids); cross_body as load_market's. -> MarketData whose
     `splits["forecast"]` holds, per instrument, the last `last` rows that have a full lookback in the latest
     contract segment (all such rows of every segment when last is None). Targets are the realised log returns
     where the data reaches far enough, NaN where the future is unknown.
@@ -96,7 +97,7 @@ def latest_market(cfg: Any, table: pd.DataFrame | Mapping[str, pd.DataFrame] | N
     if not model_names:
         return markets[names[0]]
     if s.cross_asset:
-        markets = with_cross_inputs(markets, model_names)
+        markets = with_cross_inputs(markets, model_names, cross_body)
     return pool_markets(markets, model_names)
 
 

@@ -188,6 +188,17 @@ def run_precision(cfg: Any, device: Any) -> Any:
     return Precision.for_device(device, trainer.mixed_precision, trainer.amp_dtype)
 
 
+def cross_body(cfg: Any) -> bool | None:
+    """True for a pooled run with the anchor trained when data.cross_asset also gave its body the other
+    instruments' bars (before 2026-12-07 evening: model.n_variables counts them), so its forecasts get the inputs
+    it was trained on; None (today's rule) otherwise."""
+    from migt_train.data.features import FEATURE_NAMES
+
+    data, model = cfg.data, cfg.get("model") or {}
+    old = data.get("cross_asset") and data.get("vol_anchor") and int(model.get("n_variables") or 0) > len(FEATURE_NAMES)
+    return True if old else None
+
+
 def run_instruments(ckpt: dict) -> list[str] | None:
     """A pooled run's instrument names (its model's ids), None for a single-instrument run."""
     names = ckpt.get("instruments") or []
@@ -236,7 +247,7 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: Sequence[str] = (),
     precision = run_precision(cfg, device)
     with output_dir(run_dir, "evaluations", out) as out_dir:
         data = load_market(cfg.data, anchor_fit=run_anchor_fit(run_dir, cfg), instruments=run_instruments(ckpt),
-                           trained=True)
+                           trained=True, cross_body=cross_body(cfg))
         if ev.instruments is not None:
             data = only_instruments(data, list(ev.instruments))
         model = load_model(cfg, ckpt, ckpt_path, data.n_features).to(device)

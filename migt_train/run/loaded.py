@@ -33,10 +33,11 @@ class Run:
                partial: bool = False):
         """The MarketData a forecast reads (see data.latest.latest_market)."""
         from migt_train.data.latest import latest_market
+        from migt_train.evaluation.from_run import cross_body
 
         check_last(last)
         return latest_market(self.cfg.data, table=frame, last=last, anchor_fit=self.anchor_fit, partial=partial,
-                             instruments=self.instruments)
+                             instruments=self.instruments, cross_body=cross_body(self.cfg))
 
     def predict(self, frame: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None, last: int | None = 1,
                 partial: bool = False) -> pd.DataFrame:

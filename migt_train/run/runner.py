@@ -126,6 +126,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
     import torch
 
     from migt_train.data import load_market
+    from migt_train.evaluation.from_run import cross_body
     from migt_train.volatility.anchor import ANCHOR_FILE, anchor_json
     from migt_train.evaluation.report import evaluate_run
     from migt_train.training import Trainer, TrainerConfig, load_checkpoint
@@ -145,7 +146,7 @@ def train_and_evaluate(cfg: DictConfig, run_dir: Path, record: RunRecord, stops:
     log.info("run directory: %s (%d process%s)", run_dir, runtime.dist.world_size,
              "es" if runtime.dist.world_size > 1 else "")
     t0 = time.time()
-    data = load_market(cfg.data)
+    data = load_market(cfg.data, cross_body=cross_body(cfg))  # a resumed older pooled run: its inputs as trained
     log.info(
         "data: %s, %d bars x %d features; samples train/val/test = %s (%.1fs)",
         data.source, *data.features.shape,
