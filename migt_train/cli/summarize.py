@@ -120,7 +120,8 @@ def run_row(run_dir: Path, root: Path) -> dict[str, Any]:
 def _scores(block: dict[str, Any]) -> dict[str, Any]:
     """An instrument's row of a pooled run: the run's test columns, from its per_instrument block."""
     test = block.get("test") or {}
-    return {"val_pinball": (block.get("val") or {}).get("pinball_loss"), "test_pinball": test.get("pinball_loss"), "calibration_error": test.get("calibration_error"),
+    return {"val_pinball": (block.get("val") or {}).get("pinball_loss"), "test_pinball": test.get("pinball_loss"),
+            "calibration_error": test.get("calibration_error"),
             "calibration_p": (block.get("calibration_noise") or {}).get("p_value"),
             "skill_vs_climatology": block.get("skill_vs_climatology"),
             "skill_vs_best_baseline": block.get("skill_vs_best_baseline"), "best_baseline": block.get("best_baseline")}
@@ -153,8 +154,9 @@ def _fmt(v: Any) -> str:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    cols = ["data", "run", "tag", "status", "epochs", "best_epoch", "best_val_loss", "val_pinball", "test_pinball", "calibration_error",
-            "calibration_p", "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline", "overrides"]
+    cols = ["data", "run", "tag", "status", "epochs", "best_epoch", "best_val_loss", "val_pinball", "test_pinball",
+            "calibration_error", "calibration_p", "skill_vs_climatology", "skill_vs_best_baseline", "best_baseline",
+            "overrides"]
     cells = []
     for r in rows:
         cells.append([_fmt(r[c]) for c in cols])

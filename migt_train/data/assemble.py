@@ -148,7 +148,8 @@ def with_cross_inputs(markets: Mapping[str, MarketData], instruments: Sequence[s
     anchored = bool(markets[instruments[0]].realized.shape[1])
     out = dict(markets)
     if body or (body is None and not anchored):
-        blocks = cross_block(stamps, [markets[n].features.numpy() for n in instruments], markets[instruments[0]].feature_names)
+        blocks = cross_block(stamps, [markets[n].features.numpy() for n in instruments],
+                             markets[instruments[0]].feature_names)
         names = cross_names(instruments)
         out = {n: replace(markets[n], features=torch.cat([markets[n].features, torch.from_numpy(b)], dim=1),
                           feature_names=[*markets[n].feature_names, *names]) for n, b in zip(instruments, blocks)}

@@ -100,7 +100,7 @@ def kept_val(history_path: str | os.PathLike | None, best_epoch: int | None) -> 
 
 
 def instrument_summary(scores: dict[str, dict[str, float]]) -> str:
-    """{name: {pinball_loss, ...}} -> 'NQ 5.45e-04, ES 4.15e-04, ...' for one log line."""
+    """{name: {pinball_loss, ...}} -> 'NQ 0.0005454, ES 0.0004145, ...' for one log line."""
     return ", ".join(f"{name} {s['pinball_loss']:.4g}" for name, s in scores.items())
 
 
