@@ -161,7 +161,7 @@ def cli(tmp_path, monkeypatch) -> tuple[Path, list]:
     (tmp_path / "metrics.json").write_text(json.dumps({**FIT, "test": {"pinball_loss": 1.0}}))
     (tmp_path / "history.json").write_text(json.dumps(make_history()))
     seen = []
-    monkeypatch.setattr(migt_train.data, "load_market", lambda c, anchor_fit=None, trained=False, instruments=None: seen.append(c) or make_market(), raising=False)
+    monkeypatch.setattr(migt_train.data, "load_market", lambda c, anchor_fit=None, trained=False, instruments=None, cross_body=None: seen.append(c) or make_market(), raising=False)
     return tmp_path, seen
 
 
