@@ -6,9 +6,11 @@ import torch
 
 from migt_train.data import load_market
 from migt_train.volatility.events import N_EVENT_FEATURES
-from migt_train.volatility.anchor import PROFILE_SMOOTHING_MINUTES, apply_anchor, volatility_anchor
+from migt_train.errors import MigtError
+from migt_train.volatility.anchor import (CONTEXT_TAIL, PROFILE_SMOOTHING_MINUTES, AnchorFit, apply_anchor,
+                                          volatility_anchor)
 from migt_train.volatility.garch import GarchTOD
-from migt_train.volatility.realized import bar_variance
+from migt_train.volatility.realized import N_REALIZED, bar_variance
 from migt_train.evaluation.baselines import GarchTODBaseline
 
 from data_helpers import data_cfg, small_bars
@@ -111,3 +113,32 @@ def test_anchored_quantiles_are_the_training_quantiles_of_y_over_sigma():
     assert (q[:, 1:] > q[:, :-1]).all()
     m.targets[m.splits["val"]] += 1.0  # val and test targets play no part
     torch.testing.assert_close(m.anchored_quantiles(levels), q)
+
+def test_context_is_clipped_to_its_training_range():
+    """Each context column is clipped to its CONTEXT_TAIL quantiles on the training rows: fitted there only, the
+    same bounds for every split and for forecasts from the stored fit; a stored fit without them (an older run)
+    leaves the context as computed."""
+    cfg = data_cfg(vol_anchor=True, event_calendar=True, synthetic={"n_days": 14})
+    data = load_market(cfg)
+    fit, train = data.anchor_fit, data.splits["train"].numpy()
+    lo, hi = fit.context_range
+    ctx = data.realized.numpy()
+    assert fit.context_range.shape == (2, N_REALIZED) and (lo <= hi).all() and (lo < hi).any()
+    assert (ctx >= lo).all() and (ctx <= hi).all()
+    raw = AnchorFit.from_json({k: v for k, v in fit.to_json().items() if k != "context_range"}, "older run")
+    unclipped = load_market(cfg, anchor_fit=raw).realized.numpy()
+    assert raw.context_range is None and (unclipped != ctx).any()
+    # the bounds are the training rows' quantiles of the unclipped context
+    np.testing.assert_allclose(np.quantile(unclipped[train], [CONTEXT_TAIL, 1 - CONTEXT_TAIL], axis=0),
+                               fit.context_range, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.clip(unclipped, lo, hi), ctx)
+    # on the training rows, at most the tails' share of each column moves
+    moved = (unclipped[train] != ctx[train]).mean(axis=0)
+    assert moved.max() <= 2 * CONTEXT_TAIL + 2 / len(train) and moved.max() > 0
+    # a stored fit (the forecast path, evaluate) clips with its own bounds, fitted nowhere else
+    stored = AnchorFit.from_json(fit.to_json(), "run")
+    np.testing.assert_array_equal(stored.context_range, fit.context_range)
+    np.testing.assert_array_equal(load_market(cfg, anchor_fit=stored).realized.numpy(), ctx)
+    bad = {**fit.to_json(), "context_range": [[0.0] * 3, [1.0] * 3]}
+    with pytest.raises(MigtError, match="context range of shape"):
+        AnchorFit.from_json(bad, "run")

@@ -24,7 +24,7 @@ from migt_train.data.schema import DataSchema
 from migt_train.data.splits import check_split_config
 from migt_train.data.synthetic import SyntheticConfig, config_key, generate
 from migt_train.data.returns import horizon_name
-from migt_train.volatility.anchor import AnchorFit, anchor_realized_context, anchor_sigma, fit_anchor
+from migt_train.volatility.anchor import AnchorFit, anchor_realized_context, anchor_sigma, clip_context, fit_anchor
 from migt_train.errors import MigtError
 from migt_train.volatility.realized import bar_variance, volume_profile
 
@@ -217,8 +217,8 @@ def horizon_context(s: DataSchema, ts: np.ndarray, frame: pd.DataFrame, bar_in_d
             fit.volume = volume_profile(volume, bar_in_day, fit_bars, 24 * 60 // s.bar_minutes)
         out["vol_anchor"] = torch.from_numpy(np.ascontiguousarray(
             anchor_sigma(fit, returns, gk, bar_in_day, ts, s.horizons, events, train_rows, fit_bars)[:n]))
-        out["realized"] = torch.from_numpy(np.ascontiguousarray(
-            anchor_realized_context(fit, returns, gk, volume, bar_in_day, ts, events)[:n]))
+        realized = anchor_realized_context(fit, returns, gk, volume, bar_in_day, ts, events)[:n]
+        out["realized"] = torch.from_numpy(np.ascontiguousarray(clip_context(fit, realized, train_rows)))
     if s.event_calendar:
         out["events"] = torch.from_numpy(np.ascontiguousarray(event_features(events, s.horizons, s.bar_minutes)[:n]))
     return out, fit

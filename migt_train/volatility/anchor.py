@@ -26,7 +26,7 @@ from migt_train.volatility.garch import GarchTOD
 from migt_train.errors import MigtError
 from migt_train.utils.io import read_run_file
 from migt_train.volatility.har import HARAnchor
-from migt_train.volatility.realized import CONTEXT_SLICES, realized_ratios, signed_moves, volume_ratios
+from migt_train.volatility.realized import CONTEXT_SLICES, N_REALIZED, realized_ratios, signed_moves, volume_ratios
 
 RELEASE_LAGS = 12  # bars after a release (the release bar is lag 0) that get their own multiplier
 ANCHOR_FIT_VERSION = 2  # layout of AnchorFit.to_json (a run's vol_anchor.json); 2: the range correction (har)
@@ -37,6 +37,8 @@ RELEASE_PRIOR = 5.0  # shrinkage: pseudo-observations at multiplier 1 per (group
 # 3.9690 -> 3.9649, FESX 5.2257 -> 5.1539, QQQ 10.733 -> 10.702, ES 8.651 -> 8.607; README "Forecast
 # quality"). The garch_t_tod baseline keeps the raw per-bar means.
 PROFILE_SMOOTHING_MINUTES = 10
+# the share of training rows in each tail of a context column that clip_context clips to its quantile
+CONTEXT_TAIL = 0.01
 
 
 def release_lags(events: np.ndarray, max_lag: int = RELEASE_LAGS) -> np.ndarray:
@@ -93,6 +95,9 @@ class AnchorFit:
     releases: np.ndarray | None  # (G, RELEASE_LAGS + 1) or None without the release calendar
     har: HARAnchor | None = None  # the range correction of the GARCH forecast (volatility/har.py)
     volume: np.ndarray | None = None  # mean volume per bar of day on the training bars (realized.volume_profile)
+    # (2, N_REALIZED): each context column's CONTEXT_TAIL and 1 - CONTEXT_TAIL quantiles on the training rows, where
+    # every row's context is clipped (clip_context); None in runs from before it (no clipping)
+    context_range: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         g = self.garch
@@ -102,7 +107,8 @@ class AnchorFit:
                           "init_variance": g.init_variance},
                 "releases": None if self.releases is None else self.releases.tolist(),
                 "har": None if self.har is None else self.har.to_json(),
-                "volume_profile": None if self.volume is None else self.volume.tolist()}
+                "volume_profile": None if self.volume is None else self.volume.tolist(),
+                "context_range": None if self.context_range is None else self.context_range.tolist()}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any], source: str) -> "AnchorFit":
@@ -117,11 +123,14 @@ class AnchorFit:
             releases = None if rel is None else np.asarray(rel, dtype=np.float64)
             har = None if d.get("har") is None else HARAnchor.from_json(d["har"])
             volume = None if d.get("volume_profile") is None else np.asarray(d["volume_profile"], dtype=np.float64)
+            bounds = None if d.get("context_range") is None else np.asarray(d["context_range"], dtype=np.float32)
         except (KeyError, TypeError, ValueError) as e:
             raise MigtError(f"{source}: not a volatility anchor fit ({type(e).__name__}: {e})") from None
         if releases is not None and releases.shape != (len(EVENT_GROUPS), RELEASE_LAGS + 1):
             raise MigtError(f"{source}: release table of shape {releases.shape}, expected {(len(EVENT_GROUPS), RELEASE_LAGS + 1)}")
-        return cls(garch, releases, har, volume)
+        if bounds is not None and bounds.shape != (2, N_REALIZED):
+            raise MigtError(f"{source}: context range of shape {bounds.shape}, expected {(2, N_REALIZED)}")
+        return cls(garch, releases, har, volume, bounds)
 
 
 def fit_anchor(returns: np.ndarray, bar_in_day: np.ndarray, fit_bars: slice, bars_per_day: int,
@@ -205,6 +214,21 @@ def anchor_realized_context(fit: AnchorFit, returns: np.ndarray, gk: np.ndarray,
     return np.concatenate([realized_ratios(gk, expected, timestamps, CONTEXT_SLICES, bar_minutes),
                            volume_ratios(volume, fit.volume, bid, timestamps, CONTEXT_SLICES, bar_minutes),
                            signed_moves(returns, expected, timestamps)], axis=1)
+
+
+def clip_context(fit: AnchorFit, realized: np.ndarray, train_rows: np.ndarray | None = None) -> np.ndarray:
+    """The context (N, N_REALIZED) with each column clipped to its range on the training rows (fitted there into
+    `fit` when given and the fit has none yet; a stored fit without one, an older run, is left unclipped).
+
+    The heads' correction is linear in the context, so outside the values training saw it extrapolates: a US
+    holiday's session trades far below the volume profile of ordinary days, and a volume weight fitted on
+    ordinary weeks widened the long horizons' forecasts there well past the returns (docs/results.md,
+    "2026-12-07, night")."""
+    if fit.context_range is None and train_rows is not None:
+        fit.context_range = np.quantile(realized[train_rows], [CONTEXT_TAIL, 1.0 - CONTEXT_TAIL], axis=0).astype(np.float32)
+    if fit.context_range is None:
+        return realized
+    return np.clip(realized, fit.context_range[0], fit.context_range[1]).astype(np.float32)
 
 
 def volatility_anchor(
