@@ -1,0 +1,77 @@
+"""scripts/pooled_vs_single.py: the folds it cuts and the paired table it builds from run directories."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pooled_vs_single.py"
+LEVELS = [0.1, 0.5, 0.9]
+
+
+@pytest.fixture(scope="module")
+def pvs():
+    spec = importlib.util.spec_from_file_location("pooled_vs_single", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bars(path: Path, start: str, n: int) -> Path:
+    stamps = pd.date_range(start, periods=n, freq="1min", tz="UTC")
+    pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%S+00:00"), "open": 1.0, "high": 1.0, "low": 1.0,
+                  "close": 1.0, "volume": 1}).to_csv(path, index=False)
+    return path
+
+
+def test_folds_keep_the_bars_before_each_end(pvs, tmp_path, capsys):
+    files = {"A": _bars(tmp_path / "a.csv", "2026-02-10 22:50", 20), "B": _bars(tmp_path / "b.csv", "2026-02-10 22:55", 20)}
+    assert pvs._cut(files, "none", tmp_path / "none") == files
+    cut = pvs._cut(files, "2026-02-10T23:00Z", tmp_path / "fold")
+    a, b = (pd.read_csv(cut[n]) for n in "AB")
+    assert len(a) == 10 and len(b) == 5 and a["timestamp"].iloc[-1] == "2026-02-10T22:59:00+00:00"
+    assert list(a.columns) == ["timestamp", "open", "high", "low", "close", "volume"]
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(files["A"]).assign(timestamp=lambda f: f["timestamp"].where(f.index != 3, "not a time")).to_csv(bad, index=False)
+    with pytest.raises(SystemExit) as stop:
+        pvs._cut({"A": bad}, "2026-02-10T23:00Z", tmp_path / "bad")
+    assert stop.value.code == 2 and "bad.csv: row 5 has a timestamp that does not parse" in capsys.readouterr().err
+
+
+def _run(folder: Path, metrics: dict, predictions: pd.DataFrame) -> None:
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    predictions.to_parquet(folder / "predictions.parquet")
+
+
+def _loss(frame: pd.DataFrame) -> float:
+    e = frame["target"].to_numpy()[:, None] - frame[[f"q_{lv}" for lv in LEVELS]].to_numpy()
+    return float(np.maximum(np.array(LEVELS) * e, (np.array(LEVELS) - 1) * e).mean())
+
+
+def test_the_table_pairs_each_instruments_losses_by_timestamp(pvs, tmp_path):
+    rng = np.random.default_rng(0)
+    stamps = pd.date_range("2026-02-24", periods=60, freq="5min", tz="UTC")
+    frames, pooled = {}, []
+    for k, name in enumerate(["NQ", "ES"]):
+        y = rng.standard_normal((60, 2)) * 1e-3
+        base = pd.DataFrame({"timestamp": np.repeat(stamps, 2), "horizon": ["15m", "30m"] * 60, "target": y.ravel()})
+        single = base.assign(**{f"q_{lv}": (lv - 0.5) * 3e-3 for lv in LEVELS})
+        wider = base.assign(**{f"q_{lv}": (lv - 0.5) * (3e-3 + 1e-3 * (k + 1)) for lv in LEVELS})
+        frames[name] = (single, wider)
+        pooled.append(wider.assign(instrument=name))
+        _run(tmp_path / name, {"test": {"pinball_loss": _loss(single)}}, single)
+    per = {n: {"test": {"pinball_loss": _loss(w)}} for n, (_, w) in frames.items()}
+    _run(tmp_path / "pooled", {"levels": LEVELS, "horizon_bars": [3, 6], "per_instrument": per}, pd.concat(pooled))
+    rows, p, s = pvs.compare(tmp_path, ["NQ", "ES"])
+    for row, (name, (single, wider)) in zip(rows, frames.items()):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[0] == name and float(cells[1]) == pytest.approx(_loss(single) * 1e4, abs=1e-4)
+        assert float(cells[2]) == pytest.approx(_loss(wider) * 1e4, abs=1e-4)
+        assert float(cells[4].split()[0]) == pytest.approx((_loss(wider) - _loss(single)) * 1e4, abs=1e-4)
+    assert p == pytest.approx(np.mean([_loss(w) for _, w in frames.values()]) * 1e4)
+    assert s == pytest.approx(np.mean([_loss(x) for x, _ in frames.values()]) * 1e4)
+    assert rows[-1].startswith("| mean |")
