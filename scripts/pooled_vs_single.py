@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
-from migt_train.evaluation.comparison import circular_block_bootstrap
+from migt_train.evaluation.comparison import circular_block_bootstrap, per_sample_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
@@ -109,10 +110,8 @@ def _run(run_dir: Path, overrides: list[str], env: dict[str, str]) -> dict:
 
 def _losses(predictions: pd.DataFrame, levels: list[float]) -> pd.Series:
     """Pinball loss per forecast origin (timestamp), the mean over quantiles and horizons."""
-    q = predictions[[f"q_{lv}" for lv in levels]].to_numpy()
-    e = predictions["target"].to_numpy()[:, None] - q
-    lv = np.asarray(levels)
-    loss = np.maximum(lv * e, (lv - 1.0) * e).mean(axis=1)
+    q = torch.from_numpy(predictions[[f"q_{lv}" for lv in levels]].to_numpy())[:, None]  # a row per (origin, horizon)
+    loss = per_sample_loss(q, torch.from_numpy(predictions["target"].to_numpy())[:, None], levels)[:, 0]
     return pd.Series(loss, index=predictions["timestamp"].to_numpy()).groupby(level=0).mean()
 
 

@@ -228,7 +228,7 @@ def clip_context(fit: AnchorFit, realized: np.ndarray, train_rows: np.ndarray | 
         fit.context_range = np.quantile(realized[train_rows], [CONTEXT_TAIL, 1.0 - CONTEXT_TAIL], axis=0).astype(np.float32)
     if fit.context_range is None:
         return realized
-    return np.clip(realized, fit.context_range[0], fit.context_range[1]).astype(np.float32)
+    return np.clip(realized, fit.context_range[0], fit.context_range[1])
 
 
 def volatility_anchor(
