@@ -110,8 +110,8 @@ def _run(run_dir: Path, overrides: list[str], env: dict[str, str]) -> dict:
 
 def _losses(predictions: pd.DataFrame, levels: list[float]) -> pd.Series:
     """Pinball loss per forecast origin (timestamp), the mean over quantiles and horizons."""
-    q = torch.from_numpy(predictions[[f"q_{lv}" for lv in levels]].to_numpy())[:, None]  # a row per (origin, horizon)
-    loss = per_sample_loss(q, torch.from_numpy(predictions["target"].to_numpy())[:, None], levels)[:, 0]
+    q = torch.tensor(predictions[[f"q_{lv}" for lv in levels]].to_numpy())[:, None]  # a row per (origin, horizon)
+    loss = per_sample_loss(q, torch.tensor(predictions["target"].to_numpy())[:, None], levels)[:, 0]
     return pd.Series(loss, index=predictions["timestamp"].to_numpy()).groupby(level=0).mean()
 
 
