@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from data_helpers import small_bars, write_bars
@@ -150,3 +151,22 @@ def test_pooled_run_under_ddp_and_in_a_sweep(tmp_path: Path) -> None:
     (study,) = list((tmp_path / "outputs" / "multiruns").iterdir())
     for job in ("0", "1"):
         assert list(json.loads((study / job / "metrics.json").read_text())["per_instrument"]) == ["syn0", "syn1"]
+
+
+def test_pooled_anchored_run_resumes_exactly(tmp_path: Path) -> None:
+    """A pooled run with the anchor (its optimizer has the deviations' group, trainer.instrument_decay) stopped
+    after one epoch and resumed gives the uninterrupted run's val losses and weights."""
+    two = run_py(tmp_path, *POOLED, "trainer.max_epochs=2", "hydra.run.dir=full")
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = run_py(tmp_path, *POOLED, "trainer.max_epochs=1", "hydra.run.dir=split")
+    assert one.returncode == 0, one.stderr[-3000:]
+    env = {**os.environ, "MIGT_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    resumed = subprocess.run([sys.executable, str(ROOT / "run.py"), "trainer.resume=auto", "trainer.max_epochs=2",
+                              "hydra.run.dir=split"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    history = [json.loads((tmp_path / d / "history.json").read_text())["epochs"] for d in ("full", "split")]
+    assert [e["val_loss"] for e in history[0]] == [e["val_loss"] for e in history[1]]
+    last = [torch.load(tmp_path / d / "checkpoints" / "last.pt", weights_only=True) for d in ("full", "split")]
+    assert len(last[0]["optimizer"]["param_groups"]) == 2
+    assert last[0]["optimizer"]["param_groups"][-1]["weight_decay"] == 100.0
+    assert all(torch.equal(last[0]["model"][k], last[1]["model"][k]) for k in last[0]["model"])

@@ -243,3 +243,17 @@ def test_resume_refuses_a_config_yaml_that_its_checkpoint_contradicts(finished_r
     assert proc.returncode == 2
     assert "optimizer.lr (0.001 in last.pt, 0.5 in config.yaml)" in proc.stderr
     assert snapshot(run_dir) == before
+
+
+def test_a_run_recorded_before_a_key_resumes_with_the_value_it_trained_with(tmp_path: Path) -> None:
+    """trainer.instrument_decay came after the first pooled runs: one recorded without it resumes at 0 (how it
+    trained, and what its optimizer's groups hold), not at today's default; one recorded with it keeps its own."""
+    from migt_train.run.resume import ADDED_KEYS, plan_resume
+
+    new = {"trainer": {"instrument_decay": 100.0, "max_epochs": 4}, "seed": 42}
+    older = plan_resume(tmp_path, {"trainer": {"max_epochs": 4}, "seed": 42}, new, ["trainer.max_epochs=4"])
+    assert older.take_recorded == {"trainer.instrument_decay": 0.0} == ADDED_KEYS
+    recorded = plan_resume(tmp_path, {"trainer": {"instrument_decay": 30.0, "max_epochs": 4}, "seed": 42}, new, [])
+    assert recorded.take_recorded == {"trainer.instrument_decay": 30.0}
+    same = plan_resume(tmp_path, new, new, [])
+    assert not same.take_recorded and not same.changed

@@ -1,6 +1,7 @@
 """The trainer with the real MIGT-TVDT (tiny config): fits, checkpoints load into a fresh model, resume is exact."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,3 +93,39 @@ def test_body_lr_scale_sets_the_body_lr(tmp_path):
 
 def _params_named(model, prefix):
     return [p for n, p in model.named_parameters() if n.startswith(prefix)]
+
+
+def test_instrument_decay_shrinks_each_instruments_deviation_only():
+    """trainer.instrument_decay: the heads' per-instrument deviations from the shared context weights form a group
+    of their own with that weight decay (partial pooling); 0 leaves the optimizer as it was (one group)."""
+    import functools
+
+    from migt_train.training.trainer import DEVIATIONS, _optimizer
+
+    levels = [0.05, 0.1, 0.25, 0.5, 0.75, 0.89, 0.94]
+    torch.manual_seed(0)
+    model = model_mod.MIGTTVDT(n_variables=5, n_horizons=3, n_quantiles=7, max_seq_len=40, bars_per_day=96,
+                               d_model=8, n_heads=2, d_ff=16, n_temporal_layers=1, n_variable_layers=1, head_hidden=8,
+                               n_instruments=2, vol_anchor=True, n_realized=4, quantile_levels=levels,
+                               head_shape="fixed")
+    named = [(n, p) for n, p in model.named_parameters() if n.startswith("heads.")]
+    adamw = functools.partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.01)
+    (plain,) = _optimizer(adamw, named, 0.0).param_groups
+    rest, own = _optimizer(adamw, named, 0.0, instrument_decay=100.0).param_groups
+    deviation = model.heads.instrument_context_scale
+    assert DEVIATIONS == ("heads.instrument_context_scale",)
+    assert len(own["params"]) == 1 and own["params"][0] is deviation and own["weight_decay"] == 100.0
+    assert rest["weight_decay"] == 0.01 and len(rest["params"]) == len(plain["params"]) - 1
+    assert not any(p is deviation for p in rest["params"])
+    # one step without gradients: decoupled decay alone, 1 - lr x decay on the deviations, 1 - lr x 0.01 on the rest
+    with torch.no_grad():
+        deviation.fill_(1.0)
+        model.heads.context_scale.fill_(1.0)
+    for _, p in named:
+        p.grad = torch.zeros_like(p)
+    opt = _optimizer(adamw, named, 0.0, instrument_decay=100.0)
+    opt.step()
+    assert torch.allclose(deviation, torch.full_like(deviation, 0.9))
+    assert torch.allclose(model.heads.context_scale, torch.full_like(model.heads.context_scale, 1 - 1e-5))
+    with pytest.raises(MigtError, match="trainer.instrument_decay"):
+        make_trainer(Path("unused"), instrument_decay=-1.0)

@@ -36,6 +36,10 @@ ALLOWED = (
     "output_root",
 )
 
+# keys added since runs were first recorded, with the value a run recorded before them trained with: its resume
+# takes that value, not today's default (which would change what it trains)
+ADDED_KEYS = {"trainer.instrument_decay": 0.0}
+
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     """{"a.b": leaf}; lists and empty dicts are leaves."""
@@ -102,6 +106,8 @@ def plan_resume(run_dir: Path, recorded: dict, new: dict, overrides: Iterable[st
             plan.changed[k] = (rec.get(k), cur.get(k))
         elif k in rec:
             plan.take_recorded[k] = rec[k]
+        elif k in ADDED_KEYS:
+            plan.take_recorded[k] = ADDED_KEYS[k]
     return plan
 
 

@@ -35,6 +35,9 @@ class TrainerConfig:
     validate_before_training: bool = False
     # lr of the model's body (everything but the output heads) relative to optimizer.lr (trainer._optimizer)
     body_lr_scale: float = 1.0
+    # a pooled run: the weight decay of each instrument's deviation from the heads' shared context weights
+    # (trainer._optimizer); runs recorded before the key trained with 0 (run/resume.ADDED_KEYS)
+    instrument_decay: float = 100.0
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "TrainerConfig":
@@ -80,6 +83,8 @@ class TrainerConfig:
         if not isinstance(cfg["body_lr_scale"], (int, float)) or isinstance(cfg["body_lr_scale"], bool) \
                 or not 0 <= cfg["body_lr_scale"] <= 1:
             raise bad("body_lr_scale", "must be a number in [0, 1]")
+        if not is_number(cfg["instrument_decay"]) or cfg["instrument_decay"] < 0:
+            raise bad("instrument_decay", "must be a number >= 0")
         if cfg["amp_dtype"] not in ("auto", "float16", "bfloat16"):
             raise bad("amp_dtype", "must be auto, float16 or bfloat16")
         if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):

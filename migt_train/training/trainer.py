@@ -63,6 +63,7 @@ from migt_train.training.accumulate import EpochSums, total_norm
 
 # the output heads and a pooled model's instrument embedding (parameter name prefixes); the rest is the body
 HEADS = ("heads.", "instrument.")
+DEVIATIONS = ("heads.instrument_context_scale",)
 log = logging.getLogger(__name__)
 
 
@@ -123,7 +124,7 @@ class Trainer:
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.param_names, self.params = [n for n, _ in named], [p for _, p in named]
         self.ema = WeightAverage(self.params, config.ema_decay) if config.ema_decay else None
-        self.optimizer = _optimizer(optimizer, named, config.body_lr_scale)
+        self.optimizer = _optimizer(optimizer, named, config.body_lr_scale, config.instrument_decay)
         self.scheduler = scheduler(self.optimizer)
         dist = self.runtime.dist
         if config.batch_size < dist.world_size:
@@ -392,16 +393,25 @@ class Trainer:
                          best_checkpoint=best if best.is_file() else None)
 
 
-def _optimizer(optimizer: Callable, named: list, body_lr_scale: float):
+def _optimizer(optimizer: Callable, named: list, body_lr_scale: float, instrument_decay: float = 0.0):
     """The optimizer over the named (trainable) parameters: the output heads at the configured lr, the rest of
     the model (the body: embeddings, attention, pooling) at lr x body_lr_scale; one group when the scale is 1
     (the reference setup) or 0 (the body is frozen and not among them). On targets as noisy as returns, a body
     at the full lr adds more noise than signal to the heads' correction of the volatility anchor (docs/results.md,
-    "What training adds")."""
+    "What training adds"). instrument_decay > 0 (a pooled run): each instrument's deviation from the heads' shared
+    context weights in a last group with that weight decay, which pulls the instruments towards one correction of
+    their anchors (partial pooling): over three test periods of the E-minis each fitting its own overfitted the
+    training weeks (docs/results.md, "2026-12-07, session 11")."""
+    own = [p for n, p in named if n.startswith(DEVIATIONS)] if instrument_decay > 0 else []
+    rest = [(n, p) for n, p in named if not any(p is q for q in own)]
     if body_lr_scale in (0.0, 1.0):
-        return optimizer([p for _, p in named])
-    heads = [p for n, p in named if n.startswith(HEADS)]
-    body = [p for n, p in named if not n.startswith(HEADS)]
-    opt = optimizer([{"params": heads}, {"params": body}])
-    opt.param_groups[1]["lr"] = opt.param_groups[1]["lr"] * body_lr_scale
+        groups = [{"params": [p for _, p in rest]}]
+    else:
+        groups = [{"params": [p for n, p in rest if n.startswith(HEADS)]},
+                  {"params": [p for n, p in rest if not n.startswith(HEADS)]}]
+    if own:
+        groups.append({"params": own, "weight_decay": instrument_decay})
+    opt = optimizer(groups)
+    if body_lr_scale not in (0.0, 1.0):
+        opt.param_groups[1]["lr"] = opt.param_groups[1]["lr"] * body_lr_scale
     return opt
