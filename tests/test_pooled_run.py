@@ -153,6 +153,7 @@ def test_pooled_run_under_ddp_and_in_a_sweep(tmp_path: Path) -> None:
         assert list(json.loads((study / job / "metrics.json").read_text())["per_instrument"]) == ["syn0", "syn1"]
 
 
+@pytest.mark.slow  # three runs (~45 s); the group itself: test_training_integration, test_run_record
 def test_pooled_anchored_run_resumes_exactly(tmp_path: Path) -> None:
     """A pooled run with the anchor (its optimizer has the deviations' group, trainer.instrument_decay) stopped
     after one epoch and resumed gives the uninterrupted run's val losses and weights."""
