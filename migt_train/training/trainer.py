@@ -402,8 +402,11 @@ def _optimizer(optimizer: Callable, named: list, body_lr_scale: float, instrumen
     context weights in a last group with that weight decay, which pulls the instruments towards one correction of
     their anchors (partial pooling; val lower than with free deviations over three test periods of the E-minis:
     docs/results.md, "2026-12-07, late night")."""
-    own = [p for n, p in named if n.startswith(DEVIATIONS)] if instrument_decay > 0 else []
-    rest = [(n, p) for n, p in named if not any(p is q for q in own)]
+    def deviation(name: str) -> bool:
+        return instrument_decay > 0 and name.startswith(DEVIATIONS)
+
+    own = [p for n, p in named if deviation(n)]
+    rest = [(n, p) for n, p in named if not deviation(n)]
     if body_lr_scale in (0.0, 1.0):
         groups = [{"params": [p for _, p in rest]}]
     else:
