@@ -2,6 +2,7 @@
 
     python scripts/pooled_vs_single.py [--files NAME=CSV ...] [--ends 2026-02-10T23:00Z ... none] [--seeds 42 43 44]
                                        [--no-cross] [--jobs 2] [--out DIR] [key=value ...]
+    python scripts/pooled_vs_single.py --family 4 [--data-seeds 7 8 9] [--seeds 42] [--jobs 2] [key=value ...]
 
 A single test period of a few days decides little (a pooled run can win one and lose the next by more than its
 interval). Each end cuts every file at that time (UTC; 'none' keeps the whole files): a fold of the files' bars
@@ -11,9 +12,14 @@ and seed: `python run.py data=ohlcv 'data.path={NAME:CSV,...}' data.cross_asset=
 OUT/runs/<fold>/seed<seed>/{pooled,NAME}; a run whose metrics.json exists is reused. Table (stdout and
 OUT/pooled_vs_single.md): each instrument's test pinball in both, and the pooled minus single loss difference
 paired by timestamp (mean over horizons) with its circular-block-bootstrap 95% interval, per instrument and for
-the mean over instruments (the timestamps all share). Defaults: the four 2026 E-mini files of
-../shared/data/real, three folds ending Feb 10, Feb 17 and Feb 27 (the whole files). It reads the test splits:
-a measurement, not a way to choose settings.
+the mean over instruments (the timestamps all share); then, per seed, the same difference over all folds at once
+(their test rows end to end: the folds' test periods are disjoint, so one interval covers them all). Defaults: the
+four 2026 E-mini files of ../shared/data/real, three folds ending Feb 10, Feb 17 and Feb 27 (the whole files).
+
+--family N: the synthetic family of N markets instead of files (`python run.py data.synthetic.instruments=N
+data.synthetic.seed=D data.cross_asset=true` against `... data.synthetic.member=j`), one fold per independent draw
+of the family (--data-seeds), with each instrument's oracle gap closed. It reads the test splits: a measurement,
+not a way to choose settings.
 """
 
 from __future__ import annotations
@@ -99,7 +105,7 @@ def _run(run_dir: Path, overrides: list[str], env: dict[str, str]) -> dict:
     metrics = run_dir / "metrics.json"
     if not metrics.exists():
         started = time.time()
-        cmd = [sys.executable, str(ROOT / "run.py"), "data=ohlcv", *overrides, f"hydra.run.dir={run_dir}"]
+        cmd = [sys.executable, str(ROOT / "run.py"), *overrides, f"hydra.run.dir={run_dir}"]
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode:
             tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
@@ -120,8 +126,15 @@ def _paired(diff: np.ndarray, block: int) -> str:
     return f"{diff.mean() * 1e4:+.4f} [{float(lo):+.3f}, {float(hi):+.3f}]"
 
 
-def compare(run: Path, names: list[str]) -> tuple[list[str], float, float]:
-    """Rows of the table for one fold and seed, and the pooled and single means over instruments (x1e-4)."""
+def _gaps(pooled: dict, single: dict) -> str:
+    """' | gap single -> pooled' where the runs know an oracle (the synthetic family), else ''."""
+    a, b = pooled.get("oracle_gap_closed"), single.get("oracle_gap_closed")
+    return "" if a is None or b is None else f" | {b:.3f} -> {a:.3f}"
+
+
+def compare(run: Path, names: list[str]) -> tuple[list[str], float, float, dict[str, pd.Series]]:
+    """Rows of the table for one fold and seed, the pooled and single means over instruments (x1e-4), and the
+    paired differences per origin (per instrument and 'mean', indexed by timestamp)."""
     pooled = read_json(run / "pooled" / "metrics.json")
     levels, block = pooled["levels"], max(pooled["horizon_bars"])
     pooled_pred = pd.read_parquet(run / "pooled" / "predictions.parquet")
@@ -134,12 +147,18 @@ def compare(run: Path, names: list[str]) -> tuple[list[str], float, float]:
         d = d.dropna()
         diffs.append(d.rename(name))
         means += (a * 1e4, b * 1e4)
-        rows.append(f"| {name} | {b * 1e4:.4f} | {a * 1e4:.4f} | {(a / b - 1) * 100:+.2f}% | {_paired(d.to_numpy(), block)} |")
-    both = pd.concat(diffs, axis=1).dropna().mean(axis=1).to_numpy()
+        gap = _gaps(pooled["per_instrument"][name], single)
+        rows.append(f"| {name} | {b * 1e4:.4f} | {a * 1e4:.4f} | {(a / b - 1) * 100:+.2f}% | {_paired(d.to_numpy(), block)}{gap} |")
+    both = pd.concat(diffs, axis=1).dropna().mean(axis=1)
     means /= len(names)
     rows.append(f"| mean | {means[1]:.4f} | {means[0]:.4f} | {(means[0] / means[1] - 1) * 100:+.2f}% | "
-                f"{_paired(both, block)} |")
-    return rows, float(means[0]), float(means[1])
+                f"{_paired(both.to_numpy(), block)}{' | ' if gap else ''} |")
+    return rows, float(means[0]), float(means[1]), {**{d.name: d for d in diffs}, "mean": both}
+
+
+def over_folds(per_fold: list[dict[str, pd.Series]], block: int) -> list[str]:
+    """Rows: each instrument's (and the mean's) pooled - single difference over the folds' test rows end to end."""
+    return [f"| {name} | {_paired(np.concatenate([d[name].to_numpy() for d in per_fold]), block)} |" for name in per_fold[0]]
 
 
 def main() -> None:
@@ -148,36 +167,65 @@ def main() -> None:
     parser.add_argument("--ends", nargs="+", default=ENDS, metavar="END")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
     parser.add_argument("--no-cross", action="store_true", help="the pooled run without data.cross_asset")
+    parser.add_argument("--family", type=int, default=0, metavar="N",
+                        help="the synthetic family of N markets instead of --files (folds: --data-seeds)")
+    parser.add_argument("--data-seeds", nargs="+", type=int, default=[7, 8, 9], metavar="D",
+                        help="with --family: the independent draws of the family (data.synthetic.seed)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (each gets cores / jobs threads)")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "pooled_vs_single")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
-    files, out = _files(args.files), args.out.resolve()
+    out = args.out.resolve()
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(args.jobs, 1))))
-    folds = {end: _cut(files, end, out / "data" / end.replace(":", "")) for end in args.ends}
-    jobs = []
-    for end, paths in folds.items():
-        for seed in args.seeds:
-            run = out / "runs" / end.replace(":", "") / f"seed{seed}"
-            both = [f"seed={seed}", *args.overrides]
+    cross = [] if args.no_cross else ["data.cross_asset=true"]
+    # fold name -> (what it is, the pooled run's overrides, {instrument: its single run's overrides})
+    folds: dict[str, tuple[str, list[str], dict[str, list[str]]]] = {}
+    if args.family:
+        if args.family < 2:
+            _fail(f"--family {args.family}: a pooled run needs at least two markets")
+        names = [f"syn{j}" for j in range(args.family)]
+        for d in args.data_seeds:
+            family = [f"data.synthetic.instruments={args.family}", f"data.synthetic.seed={d}"]
+            folds[f"family_seed{d}"] = (f"family draw data.synthetic.seed={d}", [*family, *cross],
+                                        {n: [*family, f"data.synthetic.member={j}"] for j, n in enumerate(names)})
+    else:
+        files = _files(args.files)
+        names = list(files)
+        for end in args.ends:
+            paths = _cut(files, end, out / "data" / end.replace(":", ""))
             mapping = "{" + ",".join(f"{n}:{p}" for n, p in paths.items()) + "}"
-            cross = [] if args.no_cross else ["data.cross_asset=true"]
-            jobs.append((run / "pooled", [f"data.path={mapping}", *cross, *both]))
-            jobs += [(run / n, [f"data.path={p}", *both]) for n, p in paths.items()]
+            folds[end.replace(":", "")] = (f"fold ending {WHOLE if end == 'none' else end}",
+                                           ["data=ohlcv", f"data.path={mapping}", *cross],
+                                           {n: ["data=ohlcv", f"data.path={p}"] for n, p in paths.items()})
+    jobs = []
+    for fold, (_, pooled, singles) in folds.items():
+        for seed in args.seeds:
+            run, both = out / "runs" / fold / f"seed{seed}", [f"seed={seed}", *args.overrides]
+            jobs.append((run / "pooled", [*pooled, *both]))
+            jobs += [(run / n, [*o, *both]) for n, o in singles.items()]
     print(f"{len(jobs)} runs in {out / 'runs'} ({args.jobs} at a time)", flush=True)
     with ThreadPoolExecutor(max(args.jobs, 1)) as pool:
         list(pool.map(lambda job: _run(job[0], job[1], env), jobs))
 
-    lines = [f"Pooled{'' if args.no_cross else ' + cross inputs'} vs single-file runs, test pinball x1e-4; "
+    lines = [f"Pooled{'' if args.no_cross else ' + cross inputs'} vs single runs, test pinball x1e-4; "
              f"difference pooled - single paired by timestamp, 95% CI (overrides: {' '.join(args.overrides) or 'none'})"]
-    totals = []
-    for end in args.ends:
+    totals, diffs, block = [], {seed: [] for seed in args.seeds}, 1
+    gap_head = " gap closed, single -> pooled |" if args.family else ""
+    for fold, (title, _, _) in folds.items():
         for seed in args.seeds:
-            rows, p, s = compare(out / "runs" / end.replace(":", "") / f"seed{seed}", list(files))
+            run = out / "runs" / fold / f"seed{seed}"
+            rows, p, s, d = compare(run, names)
+            block = max(read_json(run / "pooled" / "metrics.json")["horizon_bars"])
             totals.append((p, s))
-            lines += ["", f"### fold ending {WHOLE if end == 'none' else end}, seed {seed}", "",
-                      "| instrument | single | pooled | change | pooled - single [95% CI] |", "|---|---|---|---|---|", *rows]
+            diffs[seed].append(d)
+            lines += ["", f"### {title}, seed {seed}", "",
+                      f"| instrument | single | pooled | change | pooled - single [95% CI] |{gap_head}",
+                      f"|---|---|---|---|---|{'---|' if gap_head else ''}", *rows]
+    if len(folds) > 1:
+        for seed in args.seeds:
+            lines += ["", f"### all {len(folds)} folds' test rows at once, seed {seed}", "",
+                      "| instrument | pooled - single [95% CI] |", "|---|---|", *over_folds(diffs[seed], block)]
     p, s = np.mean(totals, axis=0)
     wins = sum(a < b for a, b in totals)
     lines += ["", f"Over {len(totals)} folds x seeds: pooled mean {p:.4f}, single {s:.4f} ({(p / s - 1) * 100:+.2f}%); "

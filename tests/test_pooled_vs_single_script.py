@@ -66,7 +66,7 @@ def test_the_table_pairs_each_instruments_losses_by_timestamp(pvs, tmp_path):
         _run(tmp_path / name, {"test": {"pinball_loss": _loss(single)}}, single)
     per = {n: {"test": {"pinball_loss": _loss(w)}} for n, (_, w) in frames.items()}
     _run(tmp_path / "pooled", {"levels": LEVELS, "horizon_bars": [3, 6], "per_instrument": per}, pd.concat(pooled))
-    rows, p, s = pvs.compare(tmp_path, ["NQ", "ES"])
+    rows, p, s, diffs = pvs.compare(tmp_path, ["NQ", "ES"])
     for row, (name, (single, wider)) in zip(rows, frames.items()):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[0] == name and float(cells[1]) == pytest.approx(_loss(single) * 1e4, abs=1e-4)
@@ -75,3 +75,21 @@ def test_the_table_pairs_each_instruments_losses_by_timestamp(pvs, tmp_path):
     assert p == pytest.approx(np.mean([_loss(w) for _, w in frames.values()]) * 1e4)
     assert s == pytest.approx(np.mean([_loss(x) for x, _ in frames.values()]) * 1e4)
     assert rows[-1].startswith("| mean |")
+    for name, (single, wider) in frames.items():
+        assert diffs[name].mean() == pytest.approx(_loss(wider) - _loss(single))
+    assert diffs["mean"].to_numpy() == pytest.approx(((diffs["NQ"] + diffs["ES"]) / 2).to_numpy())
+
+
+def test_over_folds_pools_the_folds_test_rows_end_to_end(pvs):
+    first = {"NQ": pd.Series([1.0, 3.0]), "mean": pd.Series([2.0, 2.0])}
+    second = {"NQ": pd.Series([-2.0, 0.0, 2.0, 6.0]), "mean": pd.Series([0.5, 0.5, 0.5, 0.5])}
+    rows = pvs.over_folds([first, second], block=1)
+    assert [r.split("|")[1].strip() for r in rows] == ["NQ", "mean"]
+    # the mean over all six rows, not the mean of the two folds' means (2.0 and 1.5)
+    assert float(rows[0].split("|")[2].split()[0]) == pytest.approx(10.0 / 6 * 1e4)
+    assert float(rows[1].split("|")[2].split()[0]) == pytest.approx(6.0 / 6 * 1e4)
+
+
+def test_a_family_table_shows_each_members_oracle_gap_closed(pvs):
+    assert pvs._gaps({"oracle_gap_closed": 0.98}, {"oracle_gap_closed": 0.961}) == " | 0.961 -> 0.980"
+    assert pvs._gaps({}, {"oracle_gap_closed": 0.961}) == ""  # files: no oracle
