@@ -2,11 +2,15 @@
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pooled_vs_single.py"
 LEVELS = [0.1, 0.5, 0.9]
@@ -93,3 +97,35 @@ def test_over_folds_pools_the_folds_test_rows_end_to_end(pvs):
 def test_a_family_table_shows_each_members_oracle_gap_closed(pvs):
     assert pvs._gaps({"oracle_gap_closed": 0.98}, {"oracle_gap_closed": 0.961}) == " | 0.961 -> 0.980"
     assert pvs._gaps({}, {"oracle_gap_closed": 0.961}) == ""  # files: no oracle
+
+
+def _script(*args: str, cwd: Path):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_a_family_of_one_market_is_refused(tmp_path):
+    done = _script("--family", "1", "--out", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2 and "--family 1: a pooled run needs at least two markets" in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_the_family_mode_runs_the_pooled_family_against_each_member_alone(tmp_path):
+    done = _script("--family", "2", "--data-seeds", "7", "--seeds", "42", "--out", str(tmp_path),
+                   "experiment=smoke", "data.synthetic.oracle_paths=50", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "runs" / "family_seed7" / "seed42"
+    pooled = yaml.safe_load((run / "pooled" / "config.yaml").read_text())
+    assert pooled["data"]["synthetic"]["instruments"] == 2 and pooled["data"]["cross_asset"] is True
+    assert pooled["data"]["synthetic"]["seed"] == 7 and pooled["data"]["synthetic"]["member"] is None
+    for j in (0, 1):
+        single = yaml.safe_load((run / f"syn{j}" / "config.yaml").read_text())
+        assert single["data"]["synthetic"]["member"] == j and single["data"]["cross_asset"] is False
+    table = (tmp_path / "pooled_vs_single.md").read_text()
+    assert "### family draw data.synthetic.seed=7, seed 42" in table and "gap closed, single -> pooled" in table
+    per = json.loads((run / "pooled" / "metrics.json").read_text())["per_instrument"]
+    for j in (0, 1):
+        alone = json.loads((run / f"syn{j}" / "metrics.json").read_text())["oracle_gap_closed"]
+        row = next(line for line in table.splitlines() if line.startswith(f"| syn{j} |"))
+        assert row.rstrip(" |").endswith(f"{alone:.3f} -> {per[f'syn{j}']['oracle_gap_closed']:.3f}")
