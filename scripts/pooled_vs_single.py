@@ -184,6 +184,8 @@ def main() -> None:
     if args.family:
         if args.family < 2:
             _fail(f"--family {args.family}: a pooled run needs at least two markets")
+        if args.files != EMINIS or args.ends != ENDS:
+            _fail("--family generates its markets: --files and --ends are for files")
         names = [f"syn{j}" for j in range(args.family)]
         for d in args.data_seeds:
             family = [f"data.synthetic.instruments={args.family}", f"data.synthetic.seed={d}"]

@@ -107,6 +107,8 @@ def _script(*args: str, cwd: Path):
 def test_a_family_of_one_market_is_refused(tmp_path):
     done = _script("--family", "1", "--out", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2 and "--family 1: a pooled run needs at least two markets" in done.stderr
+    done = _script("--family", "2", "--ends", "none", "--out", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2 and "--family generates its markets: --files and --ends are for files" in done.stderr
     assert not (tmp_path / "runs").exists()
 
 
