@@ -104,7 +104,7 @@ def _script(*args: str, cwd: Path):
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def test_a_family_of_one_market_is_refused(tmp_path):
+def test_the_family_mode_refuses_one_market_and_files(tmp_path):
     done = _script("--family", "1", "--out", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2 and "--family 1: a pooled run needs at least two markets" in done.stderr
     done = _script("--family", "2", "--ends", "none", "--out", str(tmp_path), cwd=tmp_path)
