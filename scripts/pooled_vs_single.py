@@ -18,8 +18,10 @@ four 2026 E-mini files of ../shared/data/real, three folds ending Feb 10, Feb 17
 
 --family N: the synthetic family of N markets instead of files (`python run.py data.synthetic.instruments=N
 data.synthetic.seed=D data.cross_asset=true` against `... data.synthetic.member=j`), one fold per independent draw
-of the family (--data-seeds), with each instrument's oracle gap closed. It reads the test splits: a measurement,
-not a way to choose settings.
+of the family (--data-seeds), with each instrument's oracle gap closed and the oracle's own loss difference to the
+single run, paired the same way: the most any forecaster can gain over the single run on those rows (a pooled gain
+can be beyond noise only where the oracle's is). It reads the test splits: a measurement, not a way to choose
+settings.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 
+from migt_train.data import load_market
 from migt_train.evaluation.comparison import circular_block_bootstrap, per_sample_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,6 +125,21 @@ def _losses(predictions: pd.DataFrame, levels: list[float]) -> pd.Series:
     return pd.Series(loss, index=predictions["timestamp"].to_numpy()).groupby(level=0).mean()
 
 
+def _oracle_losses(run_dir: Path, levels: list[float]) -> pd.Series:
+    """The run's market's oracle (a synthetic market's true conditional quantiles) scored as _losses scores the run's
+    predictions: pinball per test origin, the mean over quantiles and horizons."""
+    data = load_market(OmegaConf.load(run_dir / "config.yaml").data)
+    rows = data.splits["test"].numpy()
+    q = torch.from_numpy(np.asarray(data.oracle.quantiles(rows, levels)))
+    stamps = pd.DatetimeIndex(data.timestamps[rows]).tz_localize("UTC")
+    return pd.Series(per_sample_loss(q, data.targets[rows], levels).mean(axis=1), index=stamps)
+
+
+def _utc(series: pd.Series) -> pd.Series:
+    index = pd.DatetimeIndex(series.index)
+    return series.set_axis(index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC"))
+
+
 def _paired(diff: np.ndarray, block: int) -> str:
     lo, hi = circular_block_bootstrap(diff * 1e4, block)
     return f"{diff.mean() * 1e4:+.4f} [{float(lo):+.3f}, {float(hi):+.3f}]"
@@ -138,21 +157,24 @@ def compare(run: Path, names: list[str]) -> tuple[list[str], float, float, dict[
     pooled = read_json(run / "pooled" / "metrics.json")
     levels, block = pooled["levels"], max(pooled["horizon_bars"])
     pooled_pred = pd.read_parquet(run / "pooled" / "predictions.parquet")
-    rows, diffs, means = [], [], np.zeros(2)
+    rows, diffs, ceilings, means = [], [], [], np.zeros(2)
     for name in names:
         single = read_json(run / name / "metrics.json")
         a, b = pooled["per_instrument"][name]["test"]["pinball_loss"], single["test"]["pinball_loss"]
-        d = _losses(pooled_pred[pooled_pred["instrument"] == name], levels) - _losses(
-            pd.read_parquet(run / name / "predictions.parquet"), levels)
-        d = d.dropna()
+        alone = _utc(_losses(pd.read_parquet(run / name / "predictions.parquet"), levels))
+        d = (_utc(_losses(pooled_pred[pooled_pred["instrument"] == name], levels)) - alone).dropna()
         diffs.append(d.rename(name))
         means += (a * 1e4, b * 1e4)
         gap = _gaps(pooled["per_instrument"][name], single)
+        if "oracle" in single:  # a synthetic market: what its oracle gains over the single run on the same rows
+            ceilings.append((_oracle_losses(run / name, levels) - alone).dropna().rename(name))
+            gap += f" | {_paired(ceilings[-1].to_numpy(), block)}"
         rows.append(f"| {name} | {b * 1e4:.4f} | {a * 1e4:.4f} | {(a / b - 1) * 100:+.2f}% | {_paired(d.to_numpy(), block)}{gap} |")
     both = pd.concat(diffs, axis=1).dropna().mean(axis=1)
     means /= len(names)
+    ceiling = f" | | {_paired(pd.concat(ceilings, axis=1).dropna().mean(axis=1).to_numpy(), block)}" if ceilings else ""
     rows.append(f"| mean | {means[1]:.4f} | {means[0]:.4f} | {(means[0] / means[1] - 1) * 100:+.2f}% | "
-                f"{_paired(both.to_numpy(), block)}{' | ' if gap else ''} |")
+                f"{_paired(both.to_numpy(), block)}{ceiling} |")
     return rows, float(means[0]), float(means[1]), {**{d.name: d for d in diffs}, "mean": both}
 
 
@@ -213,7 +235,7 @@ def main() -> None:
     lines = [f"Pooled{'' if args.no_cross else ' + cross inputs'} vs single runs, test pinball x1e-4; "
              f"difference pooled - single paired by timestamp, 95% CI (overrides: {' '.join(args.overrides) or 'none'})"]
     totals, diffs, block = [], {seed: [] for seed in args.seeds}, 1
-    gap_head = " gap closed, single -> pooled |" if args.family else ""
+    gap_head = " gap closed, single -> pooled | oracle - single [95% CI] |" if args.family else ""
     for fold, (title, _, _) in folds.items():
         for seed in args.seeds:
             run = out / "runs" / fold / f"seed{seed}"
@@ -223,7 +245,7 @@ def main() -> None:
             diffs[seed].append(d)
             lines += ["", f"### {title}, seed {seed}", "",
                       f"| instrument | single | pooled | change | pooled - single [95% CI] |{gap_head}",
-                      f"|---|---|---|---|---|{'---|' if gap_head else ''}", *rows]
+                      f"|---|---|---|---|---|{'---|---|' if gap_head else ''}", *rows]
     if len(folds) > 1:
         for seed in args.seeds:
             lines += ["", f"### all {len(folds)} folds' test rows at once, seed {seed}", "",

@@ -127,7 +127,12 @@ def test_the_family_mode_runs_the_pooled_family_against_each_member_alone(tmp_pa
     table = (tmp_path / "pooled_vs_single.md").read_text()
     assert "### family draw data.synthetic.seed=7, seed 42" in table and "gap closed, single -> pooled" in table
     per = json.loads((run / "pooled" / "metrics.json").read_text())["per_instrument"]
+    assert "| oracle - single [95% CI] |" in table
     for j in (0, 1):
-        alone = json.loads((run / f"syn{j}" / "metrics.json").read_text())["oracle_gap_closed"]
-        row = next(line for line in table.splitlines() if line.startswith(f"| syn{j} |"))
-        assert row.rstrip(" |").endswith(f"{alone:.3f} -> {per[f'syn{j}']['oracle_gap_closed']:.3f}")
+        alone = json.loads((run / f"syn{j}" / "metrics.json").read_text())
+        cells = next(line for line in table.splitlines() if line.startswith(f"| syn{j} |")).strip(" |").split(" | ")
+        assert cells[5] == f"{alone['oracle_gap_closed']:.3f} -> {per[f'syn{j}']['oracle_gap_closed']:.3f}"
+        # the oracle's gain over the single run, per origin: its mean is the two test pinballs' difference
+        ceiling = float(cells[6].split(" [")[0])
+        assert ceiling == pytest.approx((alone["oracle"]["pinball_loss"] - alone["test"]["pinball_loss"]) * 1e4, abs=2e-4)
+        assert ceiling < 0
