@@ -34,6 +34,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,11 +119,17 @@ def _run(run_dir: Path, overrides: list[str], env: dict[str, str]) -> dict:
     return read_json(metrics)
 
 
+def _utc(stamps: Any) -> pd.DatetimeIndex:
+    """Times as a UTC index (naive ones read as UTC), so a run's predictions and an oracle pair by timestamp."""
+    index = pd.DatetimeIndex(stamps)
+    return index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+
+
 def _losses(predictions: pd.DataFrame, levels: list[float]) -> pd.Series:
     """Pinball loss per forecast origin (timestamp), the mean over quantiles and horizons."""
     q = torch.tensor(predictions[[f"q_{lv}" for lv in levels]].to_numpy())[:, None]  # a row per (origin, horizon)
     loss = per_sample_loss(q, torch.tensor(predictions["target"].to_numpy())[:, None], levels)[:, 0]
-    return pd.Series(loss, index=predictions["timestamp"].to_numpy()).groupby(level=0).mean()
+    return pd.Series(loss, index=_utc(predictions["timestamp"])).groupby(level=0).mean()
 
 
 def _oracle_losses(run_dir: Path, levels: list[float]) -> pd.Series:
@@ -131,13 +138,7 @@ def _oracle_losses(run_dir: Path, levels: list[float]) -> pd.Series:
     data = load_market(OmegaConf.load(run_dir / "config.yaml").data)
     rows = data.splits["test"].numpy()
     q = torch.from_numpy(np.asarray(data.oracle.quantiles(rows, levels)))
-    stamps = pd.DatetimeIndex(data.timestamps[rows]).tz_localize("UTC")
-    return pd.Series(per_sample_loss(q, data.targets[rows], levels).mean(axis=1), index=stamps)
-
-
-def _utc(series: pd.Series) -> pd.Series:
-    index = pd.DatetimeIndex(series.index)
-    return series.set_axis(index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC"))
+    return pd.Series(per_sample_loss(q, data.targets[rows], levels).mean(axis=1), index=_utc(data.timestamps[rows]))
 
 
 def _paired(diff: np.ndarray, block: int) -> str:
@@ -161,8 +162,8 @@ def compare(run: Path, names: list[str]) -> tuple[list[str], float, float, dict[
     for name in names:
         single = read_json(run / name / "metrics.json")
         a, b = pooled["per_instrument"][name]["test"]["pinball_loss"], single["test"]["pinball_loss"]
-        alone = _utc(_losses(pd.read_parquet(run / name / "predictions.parquet"), levels))
-        d = (_utc(_losses(pooled_pred[pooled_pred["instrument"] == name], levels)) - alone).dropna()
+        alone = _losses(pd.read_parquet(run / name / "predictions.parquet"), levels)
+        d = (_losses(pooled_pred[pooled_pred["instrument"] == name], levels) - alone).dropna()
         diffs.append(d.rename(name))
         means += (a * 1e4, b * 1e4)
         gap = _gaps(pooled["per_instrument"][name], single)
