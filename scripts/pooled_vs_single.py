@@ -167,7 +167,7 @@ def compare(run: Path, names: list[str]) -> tuple[list[str], float, float, dict[
         diffs.append(d.rename(name))
         means += (a * 1e4, b * 1e4)
         gap = _gaps(pooled["per_instrument"][name], single)
-        if "oracle" in single:  # a synthetic market: what its oracle gains over the single run on the same rows
+        if single.get("oracle"):  # a synthetic market (files: null): what its oracle gains over the single run
             ceilings.append((_oracle_losses(run / name, levels) - alone).dropna().rename(name))
             gap += f" | {_paired(ceilings[-1].to_numpy(), block)}"
         rows.append(f"| {name} | {b * 1e4:.4f} | {a * 1e4:.4f} | {(a / b - 1) * 100:+.2f}% | {_paired(d.to_numpy(), block)}{gap} |")

@@ -67,7 +67,8 @@ def test_the_table_pairs_each_instruments_losses_by_timestamp(pvs, tmp_path):
         wider = base.assign(**{f"q_{lv}": (lv - 0.5) * (3e-3 + 1e-3 * (k + 1)) for lv in LEVELS})
         frames[name] = (single, wider)
         pooled.append(wider.assign(instrument=name))
-        _run(tmp_path / name, {"test": {"pinball_loss": _loss(single)}}, single)
+        # as a file's run writes it: no oracle (null), so the table has no oracle column
+        _run(tmp_path / name, {"test": {"pinball_loss": _loss(single)}, "oracle": None}, single)
     per = {n: {"test": {"pinball_loss": _loss(w)}} for n, (_, w) in frames.items()}
     _run(tmp_path / "pooled", {"levels": LEVELS, "horizon_bars": [3, 6], "per_instrument": per}, pd.concat(pooled))
     rows, p, s, diffs = pvs.compare(tmp_path, ["NQ", "ES"])
